@@ -1,0 +1,271 @@
+//! Activities: the code that does the real work (HTTP, files, CPU), run at least once.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use crate::error::Failure;
+use crate::ids::{RunId, Seq};
+use crate::options::ActivityOptions;
+use crate::payload::Payload;
+use crate::time::Timestamp;
+
+/// An activity: a named unit of work with a typed input and output.
+///
+/// The engine runs it at least once: a crash after its side effect and before its result is
+/// recorded runs it again. Use [`ActivityContext::idempotency_key`] to make effects
+/// idempotent.
+///
+/// ```
+/// use workflow_core::{Activity, ActivityContext, ActivityError};
+///
+/// struct AddOne;
+///
+/// impl Activity for AddOne {
+///     const NAME: &'static str = "add_one";
+///     type Input = u64;
+///     type Output = u64;
+///
+///     async fn run(&self, _ctx: ActivityContext, n: u64) -> Result<u64, ActivityError> {
+///         Ok(n + 1)
+///     }
+/// }
+/// ```
+pub trait Activity: Send + Sync + 'static {
+    /// The stable name recorded in histories. Changing it orphans scheduled activities.
+    const NAME: &'static str;
+    /// The input type.
+    type Input: Serialize + DeserializeOwned + Send + 'static;
+    /// The output type.
+    type Output: Serialize + DeserializeOwned + Send + 'static;
+
+    /// Default options for calls of this activity; a call may override them.
+    fn options() -> ActivityOptions {
+        ActivityOptions::default()
+    }
+
+    /// Runs one attempt.
+    fn run(
+        &self,
+        ctx: ActivityContext,
+        input: Self::Input,
+    ) -> impl Future<Output = Result<Self::Output, ActivityError>> + Send;
+}
+
+/// An activity attempt's error: retryable or not, with a type string that retry policies and
+/// workflow code can match on.
+///
+/// ```
+/// use workflow_core::ActivityError;
+/// let e = ActivityError::retryable("Timeout", "enrichment API did not answer");
+/// assert!(e.retryable);
+/// let e = ActivityError::non_retryable("InvalidCard", "card number is malformed");
+/// assert!(!e.retryable);
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[error("{error_type}: {message}")]
+pub struct ActivityError {
+    /// A stable type string (`"Timeout"`, `"InvalidCard"`).
+    pub error_type: String,
+    /// A human-readable message.
+    pub message: String,
+    /// Whether another attempt may succeed.
+    pub retryable: bool,
+    /// Optional structured details.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Payload>,
+}
+
+impl ActivityError {
+    /// An error that another attempt may fix (timeouts, 5xx, connection refused).
+    pub fn retryable(error_type: impl Into<String>, message: impl Into<String>) -> Self {
+        ActivityError {
+            error_type: error_type.into(),
+            message: message.into(),
+            retryable: true,
+            details: None,
+        }
+    }
+
+    /// An error that no attempt will fix (bad input, a business rule).
+    pub fn non_retryable(error_type: impl Into<String>, message: impl Into<String>) -> Self {
+        ActivityError {
+            error_type: error_type.into(),
+            message: message.into(),
+            retryable: false,
+            details: None,
+        }
+    }
+
+    /// Attaches structured details (ignored when they do not serialize).
+    pub fn with_details<T: Serialize>(mut self, details: &T) -> Self {
+        self.details = Payload::encode(details).ok();
+        self
+    }
+
+    /// As a recorded [`Failure`].
+    pub fn to_failure(&self) -> Failure {
+        Failure {
+            error_type: self.error_type.clone(),
+            message: self.message.clone(),
+            details: self.details.clone(),
+            cause: None,
+        }
+    }
+}
+
+/// Facts about the running attempt.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ActivityInfo {
+    /// The workflow id.
+    pub workflow_id: String,
+    /// The run.
+    pub run_id: RunId,
+    /// The command position of this activity in its run.
+    pub seq: Seq,
+    /// The activity's name.
+    pub activity_type: String,
+    /// The attempt, from 1.
+    pub attempt: u32,
+    /// When the activity was scheduled.
+    pub scheduled_at: Timestamp,
+    /// The worker running the attempt.
+    pub worker: String,
+}
+
+#[derive(Default)]
+pub(crate) struct ActivityShared {
+    pub(crate) latest: Mutex<Option<Payload>>,
+    pub(crate) beat: Notify,
+    pub(crate) cancelled: AtomicBool,
+    pub(crate) cancel: Notify,
+}
+
+impl ActivityShared {
+    pub(crate) fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+        self.cancel.notify_waiters();
+    }
+}
+
+/// What an activity may do besides its work: report progress (heartbeat), read the previous
+/// attempt's progress, learn its ids and whether it was cancelled. Not available to workflow
+/// code.
+#[derive(Clone)]
+pub struct ActivityContext {
+    info: Arc<ActivityInfo>,
+    previous: Option<Payload>,
+    shared: Arc<ActivityShared>,
+}
+
+impl ActivityContext {
+    pub(crate) fn new(
+        info: ActivityInfo,
+        previous: Option<Payload>,
+        shared: Arc<ActivityShared>,
+    ) -> Self {
+        ActivityContext {
+            info: Arc::new(info),
+            previous,
+            shared,
+        }
+    }
+
+    /// A context for calling an activity directly in a unit test (attempt 1, no heartbeat
+    /// recording, never cancelled unless the returned handle says so).
+    pub fn for_test(
+        activity_type: &str,
+        previous_heartbeat: Option<Payload>,
+    ) -> (ActivityContext, TestActivityHandle) {
+        let shared = Arc::new(ActivityShared::default());
+        let info = ActivityInfo {
+            workflow_id: "test-workflow".into(),
+            run_id: RunId("test-run".into()),
+            seq: 0,
+            activity_type: activity_type.into(),
+            attempt: if previous_heartbeat.is_some() { 2 } else { 1 },
+            scheduled_at: Timestamp(0),
+            worker: "test".into(),
+        };
+        (
+            ActivityContext::new(info, previous_heartbeat, shared.clone()),
+            TestActivityHandle { shared },
+        )
+    }
+
+    /// Facts about this attempt.
+    pub fn info(&self) -> &ActivityInfo {
+        &self.info
+    }
+
+    /// The attempt number, from 1.
+    pub fn attempt(&self) -> u32 {
+        self.info.attempt
+    }
+
+    /// A key that is the same on every attempt of this activity and unique across runs
+    /// (`<run id>/<seq>`): pass it to downstream systems to make effects idempotent.
+    pub fn idempotency_key(&self) -> String {
+        format!("{}/{}", self.info.run_id, self.info.seq)
+    }
+
+    /// Records progress. Cheap: the latest details are kept in memory and sent to the store
+    /// at most once per throttle interval, so a heartbeat per record is fine. Keeps the attempt
+    /// alive under a heartbeat timeout. Details that do not serialize are ignored.
+    pub fn heartbeat<T: Serialize>(&self, details: &T) {
+        if let Ok(p) = Payload::encode(details) {
+            *self.shared.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
+        }
+        self.shared.beat.notify_one();
+    }
+
+    /// The details of the last heartbeat recorded by an earlier attempt, to resume from.
+    pub fn last_heartbeat<T: DeserializeOwned>(&self) -> Option<T> {
+        self.previous
+            .as_ref()
+            .and_then(|p| p.decode("heartbeat details").ok())
+    }
+
+    /// Whether the activity was cancelled (the workflow was cancelled, the attempt timed out,
+    /// or the worker is shutting down). Learned on heartbeat.
+    pub fn is_cancelled(&self) -> bool {
+        self.shared.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// Resolves when the activity is cancelled.
+    pub async fn cancelled(&self) {
+        loop {
+            let n = self.shared.cancel.notified();
+            if self.is_cancelled() {
+                return;
+            }
+            n.await;
+        }
+    }
+}
+
+/// Test handle for a context made with [`ActivityContext::for_test`].
+pub struct TestActivityHandle {
+    shared: Arc<ActivityShared>,
+}
+
+impl TestActivityHandle {
+    /// The details of the latest heartbeat.
+    pub fn last_heartbeat(&self) -> Option<Payload> {
+        self.shared
+            .latest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Cancels the activity.
+    pub fn cancel(&self) {
+        self.shared.cancel();
+    }
+}

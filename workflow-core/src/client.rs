@@ -1,0 +1,415 @@
+//! The client: start workflows, await results, inspect, cancel and terminate them.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{ControlError, ResultError, StartError, StoreError};
+use crate::history::{Event, EventKind};
+use crate::ids::{validate_id, RunId};
+use crate::options::Limits;
+use crate::payload::Payload;
+use crate::store::{
+    AppendRequest, AttemptRecord, NewRun, PendingTask, RunFilter, RunInfo, RunStatus, Store, Task,
+    TaskOp,
+};
+use crate::time::{Clock, SystemClock};
+use crate::workflow::Workflow;
+
+/// How to start a workflow.
+///
+/// ```
+/// use workflow_core::StartOptions;
+/// let options = StartOptions::default().idempotent(true);
+/// assert!(options.idempotent);
+/// ```
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct StartOptions {
+    /// When the workflow id already has an open run, return its handle instead of
+    /// [`StartError::AlreadyStarted`].
+    pub idempotent: bool,
+}
+
+impl StartOptions {
+    /// Sets idempotent start.
+    pub fn idempotent(mut self, yes: bool) -> Self {
+        self.idempotent = yes;
+        self
+    }
+}
+
+/// A run as [`Client::describe`] shows it: its info, pending work and attempt log.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Description {
+    /// The run.
+    pub info: RunInfo,
+    /// Tasks not yet done: activities (with attempt, last error, heartbeat), timers.
+    pub pending: Vec<PendingTask>,
+    /// Every activity attempt so far.
+    pub attempts: Vec<AttemptRecord>,
+}
+
+/// Talks to a store on behalf of users: start, await, describe, list, cancel, terminate.
+///
+/// ```
+/// use std::sync::Arc;
+/// use workflow_core::{store::MemoryStore, Client};
+/// let client = Client::new(Arc::new(MemoryStore::new()));
+/// # let _ = client;
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    limits: Limits,
+    registered: Option<Arc<Vec<String>>>,
+}
+
+impl Client {
+    /// A client on `store` with the system clock and default limits. It cannot check that a
+    /// worker knows the workflow type; clients from [`Worker::client`](crate::Worker::client)
+    /// can.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Client {
+            store,
+            clock: Arc::new(SystemClock),
+            limits: Limits::default(),
+            registered: None,
+        }
+    }
+
+    /// Uses `clock`.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Uses `limits`.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Checks starts against these registered workflow types.
+    pub fn with_registered(mut self, types: Vec<String>) -> Self {
+        self.registered = Some(Arc::new(types));
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Starts workflow `W` under `workflow_id`. Returns once the start is recorded (durably,
+    /// for a durable store).
+    pub async fn start<W: Workflow>(
+        &self,
+        workflow_id: &str,
+        input: W::Input,
+        options: StartOptions,
+    ) -> Result<WorkflowHandle<W>, StartError> {
+        validate_id("workflow id", workflow_id, self.limits.max_id_bytes)?;
+        if let Some(reg) = &self.registered {
+            if !reg.iter().any(|t| t == W::NAME) {
+                return Err(StartError::UnknownWorkflowType {
+                    workflow_type: W::NAME.into(),
+                    registered: if reg.is_empty() {
+                        "none".into()
+                    } else {
+                        reg.join(", ")
+                    },
+                });
+            }
+        }
+        let input = Payload::encode(&input)?;
+        input.check_size("workflow input", self.limits.max_payload_bytes)?;
+        let run_id = RunId::generate();
+        let now = self.clock.now();
+        let seed = uuid::Uuid::new_v4().as_u64_pair().0;
+        let run = NewRun {
+            info: RunInfo {
+                workflow_id: workflow_id.into(),
+                run_id: run_id.clone(),
+                workflow_type: W::NAME.into(),
+                status: RunStatus::Running,
+                start_time: now,
+                close_time: None,
+                input: input.clone(),
+                result: None,
+                failure: None,
+                parent: None,
+                last_event_id: 1,
+                task_failure: None,
+            },
+            started: EventKind::WorkflowStarted {
+                workflow_type: W::NAME.into(),
+                workflow_id: workflow_id.into(),
+                input,
+                seed,
+                parent: None,
+            },
+            time: now,
+        };
+        match self.store.create_run(run).await {
+            Ok(()) => Ok(self.handle_for_run(workflow_id, Some(run_id))),
+            Err(StoreError::AlreadyExists {
+                workflow_id,
+                run_id,
+            }) => {
+                if options.idempotent {
+                    Ok(self.handle_for_run(&workflow_id, Some(run_id)))
+                } else {
+                    Err(StartError::AlreadyStarted {
+                        workflow_id,
+                        run_id,
+                    })
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A handle on the latest run of `workflow_id`.
+    pub fn handle<W: Workflow>(&self, workflow_id: &str) -> WorkflowHandle<W> {
+        self.handle_for_run(workflow_id, None)
+    }
+
+    fn handle_for_run<W: Workflow>(
+        &self,
+        workflow_id: &str,
+        run_id: Option<RunId>,
+    ) -> WorkflowHandle<W> {
+        WorkflowHandle {
+            client: self.clone(),
+            workflow_id: workflow_id.to_string(),
+            run_id,
+            _w: PhantomData,
+        }
+    }
+
+    async fn run_info(
+        &self,
+        workflow_id: &str,
+        run_id: Option<&RunId>,
+    ) -> Result<RunInfo, ControlError> {
+        let found = match run_id {
+            Some(r) => self.store.get_run(r).await?,
+            None => self.store.current_run(workflow_id).await?,
+        };
+        found.ok_or_else(|| ControlError::NotFound {
+            workflow_id: workflow_id.to_string(),
+        })
+    }
+
+    /// Describes the latest run of `workflow_id`.
+    pub async fn describe(&self, workflow_id: &str) -> Result<Description, ControlError> {
+        let info = self.run_info(workflow_id, None).await?;
+        let pending = self.store.list_tasks(&info.run_id).await?;
+        let attempts = self.store.list_attempts(&info.run_id).await?;
+        Ok(Description {
+            info,
+            pending,
+            attempts,
+        })
+    }
+
+    /// The history of the latest run of `workflow_id`.
+    pub async fn history(&self, workflow_id: &str) -> Result<Vec<Event>, ControlError> {
+        let info = self.run_info(workflow_id, None).await?;
+        Ok(self.store.read_history(&info.run_id, 0).await?)
+    }
+
+    /// Runs matching `filter`, newest first.
+    pub async fn list(&self, filter: &RunFilter) -> Result<Vec<RunInfo>, ControlError> {
+        Ok(self.store.list_runs(filter).await?)
+    }
+
+    /// Requests cancellation: the workflow's pending activities and timers fail with
+    /// `Cancelled`, it may run cleanup, then it ends cancelled.
+    pub async fn cancel(
+        &self,
+        workflow_id: &str,
+        reason: Option<String>,
+    ) -> Result<(), ControlError> {
+        let info = self.open_run(workflow_id).await?;
+        let now = self.clock.now();
+        let req = AppendRequest::new(info.run_id.clone(), now)
+            .events([EventKind::CancelRequested { reason }])
+            .task_op(TaskOp::Upsert(Task::workflow(&info.run_id, now)));
+        self.append_control(workflow_id, req).await
+    }
+
+    /// Terminates the run at once, recording `reason`; no workflow code runs after it.
+    pub async fn terminate(&self, workflow_id: &str, reason: &str) -> Result<(), ControlError> {
+        let info = self.open_run(workflow_id).await?;
+        let req = AppendRequest::new(info.run_id.clone(), self.clock.now()).events([
+            EventKind::WorkflowTerminated {
+                reason: reason.to_string(),
+            },
+        ]);
+        self.append_control(workflow_id, req).await
+    }
+
+    /// Sends signal `name` with `payload` to the open run of `workflow_id`.
+    pub async fn signal_raw(
+        &self,
+        workflow_id: &str,
+        name: &str,
+        payload: Payload,
+    ) -> Result<(), ControlError> {
+        payload.check_size("signal payload", self.limits.max_payload_bytes)?;
+        let info = self.open_run(workflow_id).await?;
+        let now = self.clock.now();
+        let req = AppendRequest::new(info.run_id.clone(), now)
+            .events([EventKind::SignalReceived {
+                name: name.to_string(),
+                payload,
+            }])
+            .task_op(TaskOp::Upsert(Task::workflow(&info.run_id, now)));
+        self.append_control(workflow_id, req).await
+    }
+
+    async fn open_run(&self, workflow_id: &str) -> Result<RunInfo, ControlError> {
+        let info = self.run_info(workflow_id, None).await?;
+        if info.status.is_closed() {
+            return Err(ControlError::AlreadyClosed {
+                workflow_id: workflow_id.to_string(),
+                status: info.status.to_string(),
+            });
+        }
+        Ok(info)
+    }
+
+    async fn append_control(
+        &self,
+        workflow_id: &str,
+        req: AppendRequest,
+    ) -> Result<(), ControlError> {
+        match self.store.append(req).await {
+            Ok(_) => Ok(()),
+            Err(StoreError::RunClosed { .. }) => {
+                let info = self.run_info(workflow_id, None).await?;
+                Err(ControlError::AlreadyClosed {
+                    workflow_id: workflow_id.to_string(),
+                    status: info.status.to_string(),
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Waits until the run closes and returns its info.
+    pub async fn wait_closed(
+        &self,
+        workflow_id: &str,
+        run_id: Option<&RunId>,
+    ) -> Result<RunInfo, ControlError> {
+        let notify = self
+            .store
+            .notifier()
+            .unwrap_or_else(|| Arc::new(tokio::sync::Notify::new()));
+        loop {
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let info = self.run_info(workflow_id, run_id).await?;
+            if info.status.is_closed() {
+                return Ok(info);
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = self.clock.sleep(Duration::from_millis(500)) => {}
+            }
+        }
+    }
+}
+
+/// A typed handle on a workflow's run.
+pub struct WorkflowHandle<W> {
+    client: Client,
+    workflow_id: String,
+    run_id: Option<RunId>,
+    _w: PhantomData<fn() -> W>,
+}
+
+impl<W> Clone for WorkflowHandle<W> {
+    fn clone(&self) -> Self {
+        WorkflowHandle {
+            client: self.client.clone(),
+            workflow_id: self.workflow_id.clone(),
+            run_id: self.run_id.clone(),
+            _w: PhantomData,
+        }
+    }
+}
+
+impl<W: Workflow> WorkflowHandle<W> {
+    /// The workflow id.
+    pub fn workflow_id(&self) -> &str {
+        &self.workflow_id
+    }
+
+    /// The run this handle follows, when known.
+    pub fn run_id(&self) -> Option<&RunId> {
+        self.run_id.as_ref()
+    }
+
+    /// Waits for the run to finish and returns its typed result.
+    pub async fn result(&self) -> Result<W::Output, ResultError> {
+        let info = self
+            .client
+            .wait_closed(&self.workflow_id, self.run_id.as_ref())
+            .await
+            .map_err(|e| match e {
+                ControlError::Store(s) => ResultError::Store(s),
+                other => ResultError::Store(StoreError::NotFound {
+                    what: other.to_string(),
+                }),
+            })?;
+        let wid = self.workflow_id.clone();
+        match info.status {
+            RunStatus::Completed => {
+                let p = info.result.unwrap_or_else(Payload::null);
+                Ok(p.decode(&format!("result of workflow {}", W::NAME))?)
+            }
+            RunStatus::Failed => Err(ResultError::Failed {
+                workflow_id: wid,
+                failure: info.failure.unwrap_or_else(|| {
+                    crate::error::Failure::new("Unknown", "no failure recorded")
+                }),
+            }),
+            RunStatus::Cancelled => Err(ResultError::Cancelled { workflow_id: wid }),
+            RunStatus::Terminated => Err(ResultError::Terminated {
+                workflow_id: wid,
+                reason: info.failure.map(|f| f.message).unwrap_or_default(),
+            }),
+            RunStatus::Running => unreachable!("wait_closed returns closed runs only"),
+        }
+    }
+
+    /// Describes the run.
+    pub async fn describe(&self) -> Result<Description, ControlError> {
+        self.client.describe(&self.workflow_id).await
+    }
+
+    /// The run's history.
+    pub async fn history(&self) -> Result<Vec<Event>, ControlError> {
+        match &self.run_id {
+            Some(r) => Ok(self.client.store.read_history(r, 0).await?),
+            None => self.client.history(&self.workflow_id).await,
+        }
+    }
+
+    /// Requests cancellation.
+    pub async fn cancel(&self) -> Result<(), ControlError> {
+        self.client.cancel(&self.workflow_id, None).await
+    }
+
+    /// Terminates the run.
+    pub async fn terminate(&self, reason: &str) -> Result<(), ControlError> {
+        self.client.terminate(&self.workflow_id, reason).await
+    }
+}

@@ -1,0 +1,402 @@
+//! Public errors, one enum per operation, each convertible into the umbrella [`Error`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{EventId, RunId};
+use crate::payload::Payload;
+
+/// A payload that could not be encoded, decoded, or is too large.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PayloadError {
+    /// The value could not be serialized.
+    #[error("could not serialize a payload: {reason}")]
+    Encode {
+        /// What serde said.
+        reason: String,
+    },
+    /// The recorded value does not deserialize into the expected type.
+    #[error("{what} does not deserialize as {expected}: {reason}; check that the types on both sides agree")]
+    Decode {
+        /// Which value (for example "input of activity charge").
+        what: String,
+        /// The Rust type that was expected.
+        expected: String,
+        /// What serde said.
+        reason: String,
+    },
+    /// The payload exceeds the configured limit.
+    #[error("{what} is {size} bytes, over the limit of {limit} bytes; pass a reference (file and range, blob key) instead of the data, or raise Limits::max_payload_bytes")]
+    TooLarge {
+        /// Which value.
+        what: String,
+        /// Its serialized size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// A user-supplied id that cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdError {
+    /// The id is empty.
+    #[error("{kind} is empty; give a non-empty id")]
+    Empty {
+        /// Which id ("workflow id").
+        kind: &'static str,
+    },
+    /// The id is too long.
+    #[error("{kind} is {len} bytes, over the limit of {max} bytes")]
+    TooLong {
+        /// Which id.
+        kind: &'static str,
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The id contains a control character.
+    #[error("{kind} contains the control character U+{ch:04X}; use printable characters only")]
+    ControlCharacter {
+        /// Which id.
+        kind: &'static str,
+        /// The offending character.
+        ch: u32,
+    },
+}
+
+/// An invalid option value (a zero timeout, a backoff coefficient below 1, ...).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("invalid option {option}: {reason}")]
+pub struct OptionsError {
+    /// The option's name, for example `retry_policy.backoff_coefficient`.
+    pub option: &'static str,
+    /// Why it is invalid and what is allowed.
+    pub reason: String,
+}
+
+/// A storage failure. `retryable()` says whether trying again can help.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The workflow id already has an open run.
+    #[error("workflow id {workflow_id:?} already has an open run {run_id}")]
+    AlreadyExists {
+        /// The workflow id.
+        workflow_id: String,
+        /// The open run.
+        run_id: RunId,
+    },
+    /// An append expected a different last event id: someone else appended first.
+    #[error("history of run {run_id} moved on: expected last event {expected}, found {actual}")]
+    Conflict {
+        /// The run.
+        run_id: RunId,
+        /// The last event id the caller saw.
+        expected: EventId,
+        /// The last event id in the store.
+        actual: EventId,
+    },
+    /// The task lease is no longer held (it expired and was taken over, or the task was removed).
+    #[error("lease on task {task} is no longer held")]
+    LeaseLost {
+        /// The task key.
+        task: String,
+    },
+    /// The run or workflow id does not exist.
+    #[error("no run found for {what}")]
+    NotFound {
+        /// What was looked up.
+        what: String,
+    },
+    /// The run is closed; nothing more can be appended.
+    #[error("run {run_id} is closed")]
+    RunClosed {
+        /// The run.
+        run_id: RunId,
+    },
+    /// A record in the store cannot be read.
+    #[error("corrupt record {key}: {reason}")]
+    Corrupt {
+        /// The record's key (names the run where it has one).
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The store was written by a newer version of this library.
+    #[error("store format version {found} is newer than this library supports ({supported}); upgrade workflow-core")]
+    UnsupportedVersion {
+        /// Version on disk.
+        found: u32,
+        /// Newest version this build reads.
+        supported: u32,
+    },
+    /// The store is held by another process.
+    #[error("store at {path} is in use by another process; stop it, or inspect it through that process's admin endpoint")]
+    InUse {
+        /// The path.
+        path: String,
+    },
+    /// An I/O or backend failure.
+    #[error("store backend failure: {reason}")]
+    Backend {
+        /// What happened.
+        reason: String,
+        /// Whether retrying can help.
+        retryable: bool,
+    },
+}
+
+impl StoreError {
+    /// Whether retrying the same operation later can succeed.
+    pub fn retryable(&self) -> bool {
+        match self {
+            StoreError::Backend { retryable, .. } => *retryable,
+            StoreError::Conflict { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// A serializable failure with a type, a message, optional details and a cause chain. This is
+/// what histories record for failed workflows and activities.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    /// A stable type string that code can match on (`"CardDeclined"`).
+    pub error_type: String,
+    /// A human-readable message.
+    pub message: String,
+    /// Optional structured details.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Payload>,
+    /// What caused it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Box<Failure>>,
+}
+
+impl Failure {
+    /// A failure without details or cause.
+    pub fn new(error_type: impl Into<String>, message: impl Into<String>) -> Failure {
+        Failure {
+            error_type: error_type.into(),
+            message: message.into(),
+            details: None,
+            cause: None,
+        }
+    }
+
+    /// The chain from this failure down to the root cause.
+    pub fn chain(&self) -> impl Iterator<Item = &Failure> {
+        std::iter::successors(Some(self), |f| f.cause.as_deref())
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.error_type, self.message)?;
+        if let Some(c) = &self.cause {
+            write!(f, ": caused by {c}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Replayed workflow code asked for something other than what the history holds.
+///
+/// The message carries the stable code `[WF-NONDET]`, the run, the event id, what the
+/// history holds and what the code asked for. The run is not continued and nothing recorded is
+/// lost: fix the code (or guard the change with `ctx.patched`), restart the worker, and the run
+/// resumes.
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
+#[error("[WF-NONDET] nondeterminism in run {run_id} at event {event_id}: history holds {recorded}, code asked for {requested}. Workflow code must issue the same commands in the same order on replay; move changing logic into activities or guard it with ctx.patched()")]
+pub struct NondeterminismError {
+    /// The run.
+    pub run_id: RunId,
+    /// The history event where code and history diverge.
+    pub event_id: EventId,
+    /// What the history holds there.
+    pub recorded: String,
+    /// What the code asked for.
+    pub requested: String,
+}
+
+/// Why a workflow task could not be completed. The task is retried later with backoff; the run
+/// is shown as stuck (see [`RunInfo::task_failure`](crate::store::RunInfo)) until it succeeds.
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum WorkflowTaskError {
+    /// Replay diverged from history.
+    #[error(transparent)]
+    Nondeterminism(#[from] NondeterminismError),
+    /// No workflow of this type is registered with the worker.
+    #[error("workflow type {workflow_type:?} is not registered with this worker (registered: {registered}); register it with Worker::register_workflow and restart the worker, the run will resume")]
+    UnknownWorkflowType {
+        /// The type the run needs.
+        workflow_type: String,
+        /// The types the worker has, comma-separated.
+        registered: String,
+    },
+    /// Workflow code panicked.
+    #[error("workflow code panicked: {message}")]
+    Panic {
+        /// The panic message.
+        message: String,
+    },
+    /// Workflow code used tokio (sleep, spawn, I/O) directly.
+    #[error("workflow code used the tokio runtime ({message}); workflow code runs outside tokio: use ctx.sleep for timers and move I/O into an activity")]
+    TokioInWorkflow {
+        /// The panic message tokio produced.
+        message: String,
+    },
+    /// The history is not well formed (gap in event ids, event for an unknown command).
+    #[error("history of run {run_id} is malformed at event {event_id}: {reason}")]
+    MalformedHistory {
+        /// The run.
+        run_id: RunId,
+        /// Where.
+        event_id: EventId,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Starting a workflow failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The workflow id already has an open run. Use `StartOptions::idempotent` to get the
+    /// existing run's handle instead.
+    #[error("workflow {workflow_id:?} is already running (run {run_id}); wait for it, cancel it, or start with StartOptions::idempotent(true) to attach to it")]
+    AlreadyStarted {
+        /// The workflow id.
+        workflow_id: String,
+        /// The open run.
+        run_id: RunId,
+    },
+    /// The workflow type is not registered with the worker the client belongs to.
+    #[error("workflow type {workflow_type:?} is not registered (registered: {registered}); register it with Worker::register_workflow")]
+    UnknownWorkflowType {
+        /// The type asked for.
+        workflow_type: String,
+        /// The registered types.
+        registered: String,
+    },
+    /// The workflow id is unusable.
+    #[error(transparent)]
+    InvalidId(#[from] IdError),
+    /// The input cannot be encoded or is too large.
+    #[error("workflow input: {0}")]
+    Payload(#[from] PayloadError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Getting a workflow's result failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResultError {
+    /// The workflow failed.
+    #[error("workflow {workflow_id:?} failed: {failure}")]
+    Failed {
+        /// The workflow id.
+        workflow_id: String,
+        /// The recorded failure.
+        failure: Failure,
+    },
+    /// The workflow was cancelled.
+    #[error("workflow {workflow_id:?} was cancelled")]
+    Cancelled {
+        /// The workflow id.
+        workflow_id: String,
+    },
+    /// The workflow was terminated.
+    #[error("workflow {workflow_id:?} was terminated: {reason}")]
+    Terminated {
+        /// The workflow id.
+        workflow_id: String,
+        /// The reason given.
+        reason: String,
+    },
+    /// The result does not decode into the expected type.
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
+    /// The store failed, or the run does not exist.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// An operation on an existing workflow (describe, cancel, terminate, history) failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ControlError {
+    /// No such workflow.
+    #[error("workflow {workflow_id:?} not found")]
+    NotFound {
+        /// The workflow id.
+        workflow_id: String,
+    },
+    /// The workflow has already finished.
+    #[error("workflow {workflow_id:?} has already finished ({status})")]
+    AlreadyClosed {
+        /// The workflow id.
+        workflow_id: String,
+        /// Its final status.
+        status: String,
+    },
+    /// The payload cannot be encoded or is too large.
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Registering or running a worker failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorkerError {
+    /// Two registrations use the same name.
+    #[error("{kind} {name:?} is registered twice; names must be unique")]
+    DuplicateRegistration {
+        /// "workflow" or "activity".
+        kind: &'static str,
+        /// The name.
+        name: String,
+    },
+    /// An option is invalid.
+    #[error(transparent)]
+    Options(#[from] OptionsError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Every error this crate returns, for callers that do not care which operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// See [`StartError`].
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// See [`ResultError`].
+    #[error(transparent)]
+    Result(#[from] ResultError),
+    /// See [`ControlError`].
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    /// See [`WorkerError`].
+    #[error(transparent)]
+    Worker(#[from] WorkerError),
+    /// See [`StoreError`].
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// See [`PayloadError`].
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
+    /// See [`OptionsError`].
+    #[error(transparent)]
+    Options(#[from] OptionsError),
+}

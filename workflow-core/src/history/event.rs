@@ -1,0 +1,334 @@
+//! Events: what a run's history records.
+
+use serde::{Deserialize, Serialize};
+
+use crate::activity::ActivityError;
+use crate::error::Failure;
+use crate::ids::{EventId, RunId, Seq};
+use crate::options::ActivityOptions;
+use crate::payload::Payload;
+use crate::time::Timestamp;
+
+/// One entry of a run's history. Ids start at 1 and increase by one; times never go back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Position in the history, from 1.
+    pub id: EventId,
+    /// When the event was recorded.
+    pub time: Timestamp,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// The run that started a child run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ParentRef {
+    /// The parent's workflow id.
+    pub workflow_id: String,
+    /// The parent's run.
+    pub run_id: RunId,
+    /// The command position in the parent that started this child.
+    pub seq: Seq,
+}
+
+/// Which timeout fired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeoutKind {
+    /// One attempt ran too long.
+    StartToClose,
+    /// The activity as a whole (all attempts) took too long.
+    ScheduleToClose,
+    /// No worker picked up the activity in time.
+    ScheduleToStart,
+    /// A running attempt stopped heartbeating.
+    Heartbeat,
+}
+
+impl std::fmt::Display for TimeoutKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TimeoutKind::StartToClose => "start-to-close",
+            TimeoutKind::ScheduleToClose => "schedule-to-close",
+            TimeoutKind::ScheduleToStart => "schedule-to-start",
+            TimeoutKind::Heartbeat => "heartbeat",
+        })
+    }
+}
+
+/// What workflow code receives when an activity does not produce a result. Convert it into a
+/// [`WorkflowError`](crate::WorkflowError) with `?` to fail the workflow, or match on it to
+/// fall back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ActivityFailure {
+    /// The last attempt failed and no retry is left (or the error is not retryable).
+    #[error("activity {activity_type} failed after {attempts} attempt(s): {error}")]
+    Failed {
+        /// The activity's name.
+        activity_type: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last attempt's error.
+        error: ActivityError,
+    },
+    /// A timeout fired and no retry is left.
+    #[error("activity {activity_type} timed out ({timeout}) after {attempts} attempt(s){}", last_error.as_ref().map(|e| format!("; last error: {e}")).unwrap_or_default())]
+    TimedOut {
+        /// The activity's name.
+        activity_type: String,
+        /// Attempts made.
+        attempts: u32,
+        /// Which timeout.
+        timeout: TimeoutKind,
+        /// The last attempt's error, if an earlier attempt failed with one.
+        last_error: Option<ActivityError>,
+    },
+    /// The activity was cancelled because the workflow was cancelled.
+    #[error("activity {activity_type} was cancelled")]
+    Cancelled {
+        /// The activity's name.
+        activity_type: String,
+    },
+    /// The engine refused to schedule it (input not serializable or too large, invalid
+    /// options, too many pending activities). Nothing was recorded.
+    #[error("activity {activity_type} was not scheduled: {reason}")]
+    Rejected {
+        /// The activity's name.
+        activity_type: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl ActivityFailure {
+    /// The activity's name.
+    pub fn activity_type(&self) -> &str {
+        match self {
+            ActivityFailure::Failed { activity_type, .. }
+            | ActivityFailure::TimedOut { activity_type, .. }
+            | ActivityFailure::Cancelled { activity_type }
+            | ActivityFailure::Rejected { activity_type, .. } => activity_type,
+        }
+    }
+
+    /// As a recorded [`Failure`] with its cause chain.
+    pub fn to_failure(&self) -> Failure {
+        let (error_type, cause) = match self {
+            ActivityFailure::Failed { error, .. } => ("ActivityFailed", Some(error.to_failure())),
+            ActivityFailure::TimedOut { last_error, .. } => (
+                "ActivityTimedOut",
+                last_error.as_ref().map(ActivityError::to_failure),
+            ),
+            ActivityFailure::Cancelled { .. } => ("ActivityCancelled", None),
+            ActivityFailure::Rejected { .. } => ("ActivityRejected", None),
+        };
+        Failure {
+            error_type: error_type.into(),
+            message: self.to_string(),
+            details: None,
+            cause: cause.map(Box::new),
+        }
+    }
+}
+
+/// What happened. Events that record a command carry the command's `seq`; the others are
+/// inputs that wake the workflow (completions, timer firings, signals, cancellation).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+#[non_exhaustive]
+pub enum EventKind {
+    /// The run started.
+    WorkflowStarted {
+        /// The workflow's registered name.
+        workflow_type: String,
+        /// The workflow id.
+        workflow_id: String,
+        /// The input.
+        input: Payload,
+        /// Seed of the run's deterministic random numbers.
+        seed: u64,
+        /// The parent, for a child run.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent: Option<ParentRef>,
+    },
+    /// Workflow code asked for an activity.
+    ActivityScheduled {
+        /// Command position.
+        seq: Seq,
+        /// The activity's name.
+        activity_type: String,
+        /// Its input.
+        input: Payload,
+        /// Its options.
+        options: ActivityOptions,
+    },
+    /// The attempt that produced the outcome that follows started (recorded with the outcome;
+    /// every attempt is in the attempt log).
+    ActivityStarted {
+        /// Command position.
+        seq: Seq,
+        /// Attempt number, from 1.
+        attempt: u32,
+        /// The worker that ran it.
+        worker: String,
+    },
+    /// The activity returned a result.
+    ActivityCompleted {
+        /// Command position.
+        seq: Seq,
+        /// The result.
+        result: Payload,
+    },
+    /// The activity failed for good (no retry left, or not retryable).
+    ActivityFailed {
+        /// Command position.
+        seq: Seq,
+        /// The failure as the workflow sees it.
+        failure: ActivityFailure,
+    },
+    /// The activity timed out for good.
+    ActivityTimedOut {
+        /// Command position.
+        seq: Seq,
+        /// The failure as the workflow sees it.
+        failure: ActivityFailure,
+    },
+    /// The activity was cancelled (the workflow was cancelled while it was pending).
+    ActivityCancelled {
+        /// Command position.
+        seq: Seq,
+    },
+    /// Workflow code started a durable timer.
+    TimerStarted {
+        /// Command position.
+        seq: Seq,
+        /// When it fires.
+        fire_at: Timestamp,
+    },
+    /// The timer fired.
+    TimerFired {
+        /// Command position.
+        seq: Seq,
+    },
+    /// The timer was cancelled (the workflow was cancelled while it was pending).
+    TimerCancelled {
+        /// Command position.
+        seq: Seq,
+    },
+    /// A side effect's value, recorded so that replay returns it.
+    SideEffectRecorded {
+        /// Command position.
+        seq: Seq,
+        /// The value.
+        value: Payload,
+    },
+    /// A client asked for the run to be cancelled.
+    CancelRequested {
+        /// Why, if the caller said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A signal arrived.
+    SignalReceived {
+        /// The signal's name.
+        name: String,
+        /// Its payload.
+        payload: Payload,
+    },
+    /// The run completed with a result.
+    WorkflowCompleted {
+        /// The result.
+        result: Payload,
+    },
+    /// The run failed.
+    WorkflowFailed {
+        /// Why.
+        failure: Failure,
+    },
+    /// The run ended cancelled.
+    WorkflowCancelled,
+    /// The run was terminated; no workflow code ran after this.
+    WorkflowTerminated {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl EventKind {
+    /// The command position for events that record a command issued by workflow code.
+    pub fn command_seq(&self) -> Option<Seq> {
+        match self {
+            EventKind::ActivityScheduled { seq, .. }
+            | EventKind::TimerStarted { seq, .. }
+            | EventKind::SideEffectRecorded { seq, .. } => Some(*seq),
+            _ => None,
+        }
+    }
+
+    /// Whether a workflow task wrote this event (commands, cancellations of pending work,
+    /// the run's completion) rather than an outside input.
+    pub fn is_from_workflow_task(&self) -> bool {
+        self.command_seq().is_some()
+            || matches!(
+                self,
+                EventKind::ActivityCancelled { .. }
+                    | EventKind::TimerCancelled { .. }
+                    | EventKind::WorkflowCompleted { .. }
+                    | EventKind::WorkflowFailed { .. }
+                    | EventKind::WorkflowCancelled
+            )
+    }
+
+    /// Whether this event closes the run.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            EventKind::WorkflowCompleted { .. }
+                | EventKind::WorkflowFailed { .. }
+                | EventKind::WorkflowCancelled
+                | EventKind::WorkflowTerminated { .. }
+        )
+    }
+
+    /// The event's type name, as in the JSON `type` field.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::WorkflowStarted { .. } => "WorkflowStarted",
+            EventKind::ActivityScheduled { .. } => "ActivityScheduled",
+            EventKind::ActivityStarted { .. } => "ActivityStarted",
+            EventKind::ActivityCompleted { .. } => "ActivityCompleted",
+            EventKind::ActivityFailed { .. } => "ActivityFailed",
+            EventKind::ActivityTimedOut { .. } => "ActivityTimedOut",
+            EventKind::ActivityCancelled { .. } => "ActivityCancelled",
+            EventKind::TimerStarted { .. } => "TimerStarted",
+            EventKind::TimerFired { .. } => "TimerFired",
+            EventKind::TimerCancelled { .. } => "TimerCancelled",
+            EventKind::SideEffectRecorded { .. } => "SideEffectRecorded",
+            EventKind::CancelRequested { .. } => "CancelRequested",
+            EventKind::SignalReceived { .. } => "SignalReceived",
+            EventKind::WorkflowCompleted { .. } => "WorkflowCompleted",
+            EventKind::WorkflowFailed { .. } => "WorkflowFailed",
+            EventKind::WorkflowCancelled => "WorkflowCancelled",
+            EventKind::WorkflowTerminated { .. } => "WorkflowTerminated",
+        }
+    }
+
+    /// A short description for errors and tables: the name and the identifying fields.
+    pub fn describe(&self) -> String {
+        match self {
+            EventKind::ActivityScheduled {
+                seq, activity_type, ..
+            } => {
+                format!("ActivityScheduled(seq {seq}, {activity_type})")
+            }
+            EventKind::TimerStarted { seq, fire_at } => {
+                format!("TimerStarted(seq {seq}, fires {fire_at})")
+            }
+            EventKind::SideEffectRecorded { seq, .. } => format!("SideEffectRecorded(seq {seq})"),
+            other => other.name().to_string(),
+        }
+    }
+}

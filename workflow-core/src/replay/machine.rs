@@ -1,0 +1,471 @@
+//! The run machine: replays history into workflow code and turns new commands into events.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use futures::future::LocalBoxFuture;
+
+use super::state::{Command, Resolution, RunState};
+use crate::error::{Failure, NondeterminismError, WorkflowTaskError};
+use crate::history::{Event, EventKind};
+use crate::ids::{EventId, RunId, Seq};
+use crate::options::Limits;
+use crate::payload::Payload;
+use crate::workflow::{WorkflowContext, WorkflowError};
+
+/// A workflow's code with its types erased: input payload in, result payload out.
+pub type WorkflowFn =
+    fn(WorkflowContext, Payload) -> LocalBoxFuture<'static, Result<Payload, WorkflowError>>;
+
+/// What processing events produced.
+#[derive(Debug, Default, PartialEq)]
+pub struct Activation {
+    /// Events to append, in order: recorded commands, cancellations, the run's completion.
+    pub new_events: Vec<EventKind>,
+    /// Whether the run is closed (its code finished or it was terminated).
+    pub closed: bool,
+}
+
+struct FlagWaker(AtomicBool);
+
+impl Wake for FlagWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Polls beyond this within one input mean the code keeps waking itself without waiting for
+/// anything the engine provides.
+const MAX_POLLS_PER_INPUT: usize = 100_000;
+
+/// Drives one run's workflow code. Feed it history with [`apply`](Self::apply); it checks
+/// that the code asks for what the history recorded and collects what is new.
+pub struct RunMachine {
+    state: Rc<RefCell<RunState>>,
+    root: Option<LocalBoxFuture<'static, Result<Payload, WorkflowError>>>,
+    workflow_fn: WorkflowFn,
+    /// Command events from history, by seq.
+    recorded: HashMap<Seq, (EventId, EventKind)>,
+    recorded_terminal: Option<(EventId, EventKind)>,
+    /// Id of the last event a workflow task wrote; inputs before it are being replayed.
+    last_task_event_id: EventId,
+    last_event_id: EventId,
+    new_events: Vec<EventKind>,
+    outcome: Option<EventKind>,
+    closed: bool,
+}
+
+impl RunMachine {
+    /// A machine for `run_id` that will run `workflow_fn` when it sees `WorkflowStarted`.
+    pub fn new(run_id: RunId, workflow_fn: WorkflowFn, limits: Limits) -> Self {
+        RunMachine {
+            state: Rc::new(RefCell::new(RunState::new(run_id, limits))),
+            root: None,
+            workflow_fn,
+            recorded: HashMap::new(),
+            recorded_terminal: None,
+            last_task_event_id: 0,
+            last_event_id: 0,
+            new_events: Vec::new(),
+            outcome: None,
+            closed: false,
+        }
+    }
+
+    /// The id of the last event applied.
+    pub fn last_event_id(&self) -> EventId {
+        self.last_event_id
+    }
+
+    /// The workflow id (empty before `WorkflowStarted` was applied).
+    pub fn workflow_id(&self) -> String {
+        self.state.borrow().workflow_id.clone()
+    }
+
+    /// Whether the run is closed.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Whether command `seq` (an activity or a timer) waits for its outcome.
+    pub fn is_pending(&self, seq: Seq) -> bool {
+        let s = self.state.borrow();
+        s.is_pending_activity(seq).is_some() || s.is_pending_timer(seq)
+    }
+
+    fn run_id(&self) -> RunId {
+        self.state.borrow().run_id.clone()
+    }
+
+    fn next_seq_issued(&self, seq: Seq) -> bool {
+        self.state.borrow().seq_issued(seq)
+    }
+
+    fn nondet(&self, event_id: EventId, recorded: String, requested: String) -> WorkflowTaskError {
+        WorkflowTaskError::Nondeterminism(NondeterminismError {
+            run_id: self.run_id(),
+            event_id,
+            recorded,
+            requested,
+        })
+    }
+
+    fn malformed(&self, event_id: EventId, reason: impl Into<String>) -> WorkflowTaskError {
+        WorkflowTaskError::MalformedHistory {
+            run_id: self.run_id(),
+            event_id,
+            reason: reason.into(),
+        }
+    }
+
+    /// Applies history events (already applied ones are skipped). Inputs are delivered one
+    /// at a time, each followed by polling the code until it waits again, so concurrent
+    /// branches see outcomes in history order.
+    pub fn apply(&mut self, events: &[Event]) -> Result<(), WorkflowTaskError> {
+        for e in events.iter().filter(|e| e.id > self.last_event_id) {
+            if let Some(seq) = e.kind.command_seq() {
+                self.recorded.insert(seq, (e.id, e.kind.clone()));
+                if let EventKind::SideEffectRecorded { value, .. } = &e.kind {
+                    self.state
+                        .borrow_mut()
+                        .recorded_side_effects
+                        .insert(seq, value.clone());
+                }
+            }
+            if e.kind.is_from_workflow_task() {
+                self.last_task_event_id = self.last_task_event_id.max(e.id);
+                if e.kind.is_terminal() {
+                    self.recorded_terminal = Some((e.id, e.kind.clone()));
+                }
+            }
+        }
+        for e in events {
+            if e.id <= self.last_event_id {
+                continue;
+            }
+            if e.id != self.last_event_id + 1 {
+                return Err(self.malformed(
+                    e.id,
+                    format!("expected event {}, found {}", self.last_event_id + 1, e.id),
+                ));
+            }
+            if self.closed {
+                return Err(self.malformed(e.id, "event after the run closed"));
+            }
+            self.last_event_id = e.id;
+            self.apply_one(e)?;
+        }
+        Ok(())
+    }
+
+    fn apply_one(&mut self, e: &Event) -> Result<(), WorkflowTaskError> {
+        match &e.kind {
+            EventKind::WorkflowStarted {
+                workflow_id,
+                input,
+                seed,
+                ..
+            } => {
+                if e.id != 1 || self.root.is_some() {
+                    return Err(self.malformed(e.id, "WorkflowStarted must be the first event"));
+                }
+                {
+                    let mut s = self.state.borrow_mut();
+                    s.workflow_id = workflow_id.clone();
+                    s.seed(*seed);
+                    s.now = e.time;
+                }
+                let ctx = WorkflowContext {
+                    state: self.state.clone(),
+                };
+                self.root = Some((self.workflow_fn)(ctx, input.clone()));
+                self.drive(e.id)
+            }
+            EventKind::ActivityScheduled { seq, .. }
+            | EventKind::TimerStarted { seq, .. }
+            | EventKind::SideEffectRecorded { seq, .. } => {
+                if !self.next_seq_issued(*seq) {
+                    return Err(self.nondet(
+                        e.id,
+                        e.kind.describe(),
+                        "nothing (the code did not ask for it at this point)".into(),
+                    ));
+                }
+                Ok(())
+            }
+            EventKind::ActivityStarted { seq, .. } => {
+                if !self.next_seq_issued(*seq) {
+                    return Err(self.nondet(e.id, e.kind.describe(), "nothing".into()));
+                }
+                Ok(())
+            }
+            EventKind::ActivityCompleted { seq, result } => {
+                self.resolve_activity(e, *seq, Ok(result.clone()))
+            }
+            EventKind::ActivityFailed { seq, failure }
+            | EventKind::ActivityTimedOut { seq, failure } => {
+                self.resolve_activity(e, *seq, Err(failure.clone()))
+            }
+            EventKind::TimerFired { seq } => {
+                if !self.state.borrow().is_pending_timer(*seq) {
+                    return Err(self.unexpected_outcome(e, *seq));
+                }
+                self.state.borrow_mut().now = e.time;
+                self.state
+                    .borrow_mut()
+                    .resolve(*seq, Resolution::Timer { fired: true });
+                self.drive(e.id)
+            }
+            // Recorded consequences of CancelRequested, which re-derives them.
+            EventKind::ActivityCancelled { .. } | EventKind::TimerCancelled { .. } => Ok(()),
+            EventKind::CancelRequested { .. } => {
+                let cancels = {
+                    let mut s = self.state.borrow_mut();
+                    s.now = e.time;
+                    s.request_cancel()
+                };
+                if !self.replaying(e.id) {
+                    self.new_events.extend(cancels);
+                }
+                self.drive(e.id)
+            }
+            EventKind::SignalReceived { name, payload } => {
+                {
+                    let mut s = self.state.borrow_mut();
+                    s.now = e.time;
+                    s.signals.push_back((name.clone(), payload.clone()));
+                }
+                self.drive(e.id)
+            }
+            EventKind::WorkflowCompleted { .. }
+            | EventKind::WorkflowFailed { .. }
+            | EventKind::WorkflowCancelled => match &self.outcome {
+                Some(o) if o.name() == e.kind.name() => {
+                    self.closed = true;
+                    Ok(())
+                }
+                Some(o) => Err(self.nondet(e.id, e.kind.describe(), o.describe())),
+                None => Err(self.nondet(
+                    e.id,
+                    e.kind.describe(),
+                    "nothing (the code is still running)".into(),
+                )),
+            },
+            EventKind::WorkflowTerminated { .. } => {
+                self.root = None;
+                self.closed = true;
+                Ok(())
+            }
+        }
+    }
+
+    fn unexpected_outcome(&self, e: &Event, seq: Seq) -> WorkflowTaskError {
+        if self.next_seq_issued(seq) {
+            self.malformed(
+                e.id,
+                format!("{} for seq {seq}, which is not pending", e.kind.name()),
+            )
+        } else {
+            self.nondet(
+                e.id,
+                e.kind.describe(),
+                format!("nothing (the code never asked for seq {seq})"),
+            )
+        }
+    }
+
+    fn resolve_activity(
+        &mut self,
+        e: &Event,
+        seq: Seq,
+        result: Result<Payload, crate::history::ActivityFailure>,
+    ) -> Result<(), WorkflowTaskError> {
+        let activity_type = match self.state.borrow().is_pending_activity(seq) {
+            Some(t) => t.to_string(),
+            None => return Err(self.unexpected_outcome(e, seq)),
+        };
+        {
+            let mut s = self.state.borrow_mut();
+            s.now = e.time;
+            s.resolve(
+                seq,
+                Resolution::Activity {
+                    activity_type,
+                    result,
+                },
+            );
+        }
+        self.drive(e.id)
+    }
+
+    /// Inputs before the last event a workflow task wrote were already processed once: the
+    /// commands they cause must be in the history, not new.
+    fn replaying(&self, input_id: EventId) -> bool {
+        self.last_task_event_id > input_id
+    }
+
+    fn drive(&mut self, input_id: EventId) -> Result<(), WorkflowTaskError> {
+        let flag = Arc::new(FlagWaker(AtomicBool::new(true)));
+        let waker = Waker::from(flag.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut polls = 0;
+        while flag.0.swap(false, Ordering::SeqCst) {
+            let Some(root) = self.root.as_mut() else {
+                return Ok(());
+            };
+            polls += 1;
+            if polls > MAX_POLLS_PER_INPUT {
+                return Err(WorkflowTaskError::Panic {
+                    message: "workflow code keeps waking itself without waiting on the context (busy loop?)".into(),
+                });
+            }
+            let polled = catch_unwind(AssertUnwindSafe(|| root.as_mut().poll(&mut cx)));
+            self.process_issued(input_id)?;
+            match polled {
+                Err(panic) => {
+                    self.root = None;
+                    return Err(panic_error(panic));
+                }
+                Ok(Poll::Ready(result)) => {
+                    self.root = None;
+                    return self.finish(input_id, result);
+                }
+                Ok(Poll::Pending) => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn process_issued(&mut self, input_id: EventId) -> Result<(), WorkflowTaskError> {
+        let issued: Vec<Command> = std::mem::take(&mut self.state.borrow_mut().issued);
+        for cmd in issued {
+            let seq = cmd.seq();
+            let ev = command_event(cmd);
+            if let Some((rid, rkind)) = self.recorded.get(&seq) {
+                if std::mem::discriminant(rkind) != std::mem::discriminant(&ev)
+                    || !same_target(rkind, &ev)
+                {
+                    return Err(self.nondet(*rid, rkind.describe(), ev.describe()));
+                }
+            } else if self.replaying(input_id) {
+                return Err(self.nondet(
+                    self.last_task_event_id,
+                    format!("no command with seq {seq} (the workflow task after event {input_id} recorded others)"),
+                    ev.describe(),
+                ));
+            } else {
+                self.new_events.push(ev);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(
+        &mut self,
+        input_id: EventId,
+        result: Result<Payload, WorkflowError>,
+    ) -> Result<(), WorkflowTaskError> {
+        let (cancel_requested, limit) = {
+            let s = self.state.borrow();
+            (s.cancel_requested, s.limits.max_payload_bytes)
+        };
+        let ev = match result {
+            Ok(p) => match p.check_size("workflow result", limit) {
+                Ok(()) => EventKind::WorkflowCompleted { result: p },
+                Err(e) => EventKind::WorkflowFailed {
+                    failure: Failure::new("PayloadTooLarge", e.to_string()),
+                },
+            },
+            Err(WorkflowError::Cancelled) if cancel_requested => EventKind::WorkflowCancelled,
+            Err(e) => EventKind::WorkflowFailed {
+                failure: e.to_failure(),
+            },
+        };
+        self.outcome = Some(ev.clone());
+        if let Some((rid, rk)) = &self.recorded_terminal {
+            if rk.name() != ev.name() {
+                return Err(self.nondet(*rid, rk.describe(), ev.describe()));
+            }
+        } else if self.replaying(input_id) {
+            return Err(self.nondet(
+                self.last_task_event_id,
+                "more commands recorded after this point".into(),
+                format!("{} (the code finished)", ev.describe()),
+            ));
+        } else {
+            self.new_events.push(ev);
+            self.closed = true;
+        }
+        Ok(())
+    }
+
+    /// Takes what the events applied so far produced.
+    pub fn take_activation(&mut self) -> Activation {
+        Activation {
+            new_events: std::mem::take(&mut self.new_events),
+            closed: self.closed,
+        }
+    }
+
+    /// Signals received and not yet consumed (for tests and queries).
+    pub fn pending_signal_count(&self) -> usize {
+        self.state.borrow().signals.len()
+    }
+}
+
+fn command_event(cmd: Command) -> EventKind {
+    match cmd {
+        Command::ScheduleActivity {
+            seq,
+            activity_type,
+            input,
+            options,
+        } => EventKind::ActivityScheduled {
+            seq,
+            activity_type,
+            input,
+            options,
+        },
+        Command::StartTimer { seq, fire_at } => EventKind::TimerStarted { seq, fire_at },
+        Command::RecordSideEffect { seq, value } => EventKind::SideEffectRecorded { seq, value },
+    }
+}
+
+/// Whether a recorded command and a requested one target the same thing (the same activity
+/// type). Inputs and timer durations may change between versions without breaking replay.
+fn same_target(recorded: &EventKind, requested: &EventKind) -> bool {
+    match (recorded, requested) {
+        (
+            EventKind::ActivityScheduled {
+                activity_type: a, ..
+            },
+            EventKind::ActivityScheduled {
+                activity_type: b, ..
+            },
+        ) => a == b,
+        _ => true,
+    }
+}
+
+fn panic_error(panic: Box<dyn std::any::Any + Send>) -> WorkflowTaskError {
+    let message = if let Some(s) = panic.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    };
+    if message.contains("Tokio") || message.contains("tokio") || message.contains("reactor") {
+        WorkflowTaskError::TokioInWorkflow { message }
+    } else {
+        WorkflowTaskError::Panic { message }
+    }
+}

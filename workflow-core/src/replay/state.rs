@@ -1,0 +1,234 @@
+//! State shared between a run's workflow code (through its context) and its machine.
+
+use std::collections::{HashMap, VecDeque};
+use std::task::Waker;
+
+use crate::history::ActivityFailure;
+use crate::ids::{RunId, Seq};
+use crate::options::{ActivityOptions, Limits};
+use crate::payload::Payload;
+use crate::time::Timestamp;
+
+/// What workflow code asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Command {
+    ScheduleActivity {
+        seq: Seq,
+        activity_type: String,
+        input: Payload,
+        options: ActivityOptions,
+    },
+    StartTimer {
+        seq: Seq,
+        fire_at: Timestamp,
+    },
+    RecordSideEffect {
+        seq: Seq,
+        value: Payload,
+    },
+}
+
+impl Command {
+    pub(crate) fn seq(&self) -> Seq {
+        match self {
+            Command::ScheduleActivity { seq, .. }
+            | Command::StartTimer { seq, .. }
+            | Command::RecordSideEffect { seq, .. } => *seq,
+        }
+    }
+}
+
+/// The outcome of a command, waiting for the future that asked for it.
+#[derive(Debug, Clone)]
+pub(crate) enum Resolution {
+    Activity {
+        activity_type: String,
+        result: Result<Payload, ActivityFailure>,
+    },
+    Timer {
+        fired: bool,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) enum PendingKind {
+    Activity { activity_type: String },
+    Timer,
+}
+
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub(crate) kind: PendingKind,
+    pub(crate) waker: Option<Waker>,
+}
+
+pub(crate) struct RunState {
+    pub(crate) run_id: RunId,
+    pub(crate) workflow_id: String,
+    pub(crate) limits: Limits,
+    pub(crate) now: Timestamp,
+    rng: u64,
+    next_seq: Seq,
+    /// Commands issued since the machine last drained them.
+    pub(crate) issued: Vec<Command>,
+    /// Issued commands whose outcome has not arrived.
+    pub(crate) pending: HashMap<Seq, Pending>,
+    /// Outcomes not yet taken by their futures.
+    pub(crate) resolved: HashMap<Seq, Resolution>,
+    pub(crate) recorded_side_effects: HashMap<Seq, Payload>,
+    pub(crate) cancel_requested: bool,
+    pub(crate) cancel_wakers: Vec<Waker>,
+    pub(crate) signals: VecDeque<(String, Payload)>,
+}
+
+impl RunState {
+    pub(crate) fn new(run_id: RunId, limits: Limits) -> Self {
+        RunState {
+            run_id,
+            workflow_id: String::new(),
+            limits,
+            now: Timestamp(0),
+            rng: 0,
+            next_seq: 0,
+            issued: Vec::new(),
+            pending: HashMap::new(),
+            resolved: HashMap::new(),
+            recorded_side_effects: HashMap::new(),
+            cancel_requested: false,
+            cancel_wakers: Vec::new(),
+            signals: VecDeque::new(),
+        }
+    }
+
+    pub(crate) fn seed(&mut self, seed: u64) {
+        self.rng = seed;
+    }
+
+    /// splitmix64: small, fast, and good enough for ids and jitter.
+    pub(crate) fn next_random(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub(crate) fn take_seq(&mut self) -> Seq {
+        let s = self.next_seq;
+        self.next_seq += 1;
+        s
+    }
+
+    /// Whether workflow code has issued command `seq`: seqs are handed out densely in call
+    /// order, so every seq below the counter was issued.
+    pub(crate) fn seq_issued(&self, seq: Seq) -> bool {
+        seq < self.next_seq
+    }
+
+    pub(crate) fn issue(&mut self, cmd: Command) {
+        match &cmd {
+            Command::ScheduleActivity {
+                seq, activity_type, ..
+            } => {
+                self.pending.insert(
+                    *seq,
+                    Pending {
+                        kind: PendingKind::Activity {
+                            activity_type: activity_type.clone(),
+                        },
+                        waker: None,
+                    },
+                );
+            }
+            Command::StartTimer { seq, .. } => {
+                self.pending.insert(
+                    *seq,
+                    Pending {
+                        kind: PendingKind::Timer,
+                        waker: None,
+                    },
+                );
+            }
+            Command::RecordSideEffect { .. } => {}
+        }
+        self.issued.push(cmd);
+    }
+
+    /// Takes the outcome for `seq`, or registers the waker to be woken when it arrives.
+    pub(crate) fn take_resolution(&mut self, seq: Seq, waker: &Waker) -> Option<Resolution> {
+        if let Some(r) = self.resolved.remove(&seq) {
+            return Some(r);
+        }
+        if let Some(p) = self.pending.get_mut(&seq) {
+            p.waker = Some(waker.clone());
+        }
+        None
+    }
+
+    /// Delivers an outcome; returns false when `seq` is not pending.
+    pub(crate) fn resolve(&mut self, seq: Seq, r: Resolution) -> bool {
+        match self.pending.remove(&seq) {
+            Some(p) => {
+                self.resolved.insert(seq, r);
+                if let Some(w) = p.waker {
+                    w.wake();
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn is_pending_activity(&self, seq: Seq) -> Option<&str> {
+        match self.pending.get(&seq).map(|p| &p.kind) {
+            Some(PendingKind::Activity { activity_type }) => Some(activity_type),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn is_pending_timer(&self, seq: Seq) -> bool {
+        matches!(
+            self.pending.get(&seq).map(|p| &p.kind),
+            Some(PendingKind::Timer)
+        )
+    }
+
+    /// Marks the run cancelled: every pending activity and timer resolves as cancelled, in seq
+    /// order. Returns the events recording those cancellations.
+    pub(crate) fn request_cancel(&mut self) -> Vec<crate::history::EventKind> {
+        use crate::history::EventKind;
+        self.cancel_requested = true;
+        for w in self.cancel_wakers.drain(..) {
+            w.wake();
+        }
+        let mut seqs: Vec<Seq> = self.pending.keys().copied().collect();
+        seqs.sort_unstable();
+        let mut out = Vec::new();
+        for seq in seqs {
+            let Some(p) = self.pending.remove(&seq) else {
+                continue;
+            };
+            let (r, ev) = match p.kind {
+                PendingKind::Activity { activity_type } => (
+                    Resolution::Activity {
+                        result: Err(ActivityFailure::Cancelled {
+                            activity_type: activity_type.clone(),
+                        }),
+                        activity_type,
+                    },
+                    EventKind::ActivityCancelled { seq },
+                ),
+                PendingKind::Timer => (
+                    Resolution::Timer { fired: false },
+                    EventKind::TimerCancelled { seq },
+                ),
+            };
+            self.resolved.insert(seq, r);
+            if let Some(w) = p.waker {
+                w.wake();
+            }
+            out.push(ev);
+        }
+        out
+    }
+}

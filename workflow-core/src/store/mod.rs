@@ -1,0 +1,117 @@
+//! The storage contract: everything the engine needs from a database, and nothing more.
+//!
+//! A [`Store`] keeps runs, their histories, tasks (with visibility times and leases) and the
+//! attempt log. It is used as `Arc<dyn Store>`. Implementations: [`MemoryStore`] here,
+//! `SledStore` in `workflow-store-sled`. Every implementation runs the conformance suite
+//! (`conformance` feature).
+//!
+//! Durability: when [`Store::create_run`] or [`Store::append`] returns `Ok`, the change is
+//! durable (for a durable store) and atomic: a history append and the tasks it causes are one
+//! write. Leases and heartbeats need not be durable: after a crash, leased tasks become
+//! visible again.
+
+mod memory;
+mod types;
+
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+
+pub use memory::MemoryStore;
+pub use types::{
+    ActivityTask, AppendOutcome, AppendRequest, AttemptOutcome, AttemptRecord, Completion,
+    LeaseToken, LeasedTask, NewRun, PendingTask, RunFilter, RunInfo, RunStatus, Task, TaskKey,
+    TaskKind, TaskOp, TaskQueue,
+};
+
+use crate::error::StoreError;
+use crate::history::Event;
+use crate::ids::{EventId, RunId};
+use crate::payload::Payload;
+use crate::time::Timestamp;
+
+/// The storage contract. Object safe; used as `Arc<dyn Store>`.
+///
+/// ```
+/// use std::sync::Arc;
+/// use workflow_core::store::{MemoryStore, Store};
+/// let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+/// # let _ = store;
+/// ```
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates a run: its `WorkflowStarted` event and its first workflow task, atomically.
+    /// Fails with [`StoreError::AlreadyExists`] when the workflow id has an open run.
+    async fn create_run(&self, run: NewRun) -> Result<(), StoreError>;
+
+    /// Appends events to a run together with the task changes they cause, atomically.
+    ///
+    /// - With `expected_last_event_id`, fails with [`StoreError::Conflict`] when the history
+    ///   has moved on (optimistic concurrency for workflow tasks).
+    /// - With `complete`, fails with [`StoreError::LeaseLost`] when the lease is not held; a
+    ///   completed task is deleted unless it was re-armed (upserted) while leased, in which
+    ///   case only its lease is cleared.
+    /// - A terminal event closes the run (status, close time, result) and deletes its tasks.
+    /// - Events on a closed run fail with [`StoreError::RunClosed`].
+    async fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError>;
+
+    /// Leases up to `max` tasks of `queue` that are visible at `now` (or whose lease expired),
+    /// for `owner`. Each lease lasts the task's `lease_duration`.
+    async fn lease_tasks(
+        &self,
+        queue: TaskQueue,
+        now: Timestamp,
+        max: usize,
+        owner: &str,
+    ) -> Result<Vec<LeasedTask>, StoreError>;
+
+    /// When the next task of `queue` becomes visible (or its lease expires).
+    async fn next_due(&self, queue: TaskQueue) -> Result<Option<Timestamp>, StoreError>;
+
+    /// Records heartbeat details on a leased activity task and extends its lease to `until`.
+    /// [`StoreError::LeaseLost`] tells the attempt it was cancelled or taken over.
+    async fn heartbeat(
+        &self,
+        key: &TaskKey,
+        token: LeaseToken,
+        details: Option<Payload>,
+        until: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// The events of a run with ids above `after`.
+    async fn read_history(&self, run_id: &RunId, after: EventId) -> Result<Vec<Event>, StoreError>;
+
+    /// A run by run id.
+    async fn get_run(&self, run_id: &RunId) -> Result<Option<RunInfo>, StoreError>;
+
+    /// The latest run of a workflow id.
+    async fn current_run(&self, workflow_id: &str) -> Result<Option<RunInfo>, StoreError>;
+
+    /// Runs matching a filter, newest first.
+    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunInfo>, StoreError>;
+
+    /// The tasks a run has (pending activities and timers, with their leases).
+    async fn list_tasks(&self, run_id: &RunId) -> Result<Vec<PendingTask>, StoreError>;
+
+    /// The attempt log of a run.
+    async fn list_attempts(&self, run_id: &RunId) -> Result<Vec<AttemptRecord>, StoreError>;
+
+    /// Deletes runs closed before `before` (history, attempts, info). Returns how many.
+    async fn delete_closed_before(&self, before: Timestamp) -> Result<usize, StoreError>;
+
+    /// Woken whenever tasks or runs change, so workers need not poll. `None`: poll.
+    fn notifier(&self) -> Option<Arc<Notify>> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn _object_safe(_: &dyn Store) {}
+}

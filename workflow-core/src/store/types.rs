@@ -1,0 +1,466 @@
+//! The records a store keeps.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::activity::ActivityError;
+use crate::error::Failure;
+use crate::history::{EventKind, ParentRef, TimeoutKind};
+use crate::ids::{EventId, RunId, Seq};
+use crate::options::ActivityOptions;
+use crate::payload::Payload;
+use crate::time::{duration_ms, Timestamp};
+
+/// A run's status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Not finished.
+    Running,
+    /// Finished with a result.
+    Completed,
+    /// Finished with a failure.
+    Failed,
+    /// Finished cancelled.
+    Cancelled,
+    /// Terminated.
+    Terminated,
+}
+
+impl RunStatus {
+    /// Whether the run has finished.
+    pub fn is_closed(self) -> bool {
+        self != RunStatus::Running
+    }
+
+    /// The status a terminal event gives a run.
+    pub fn from_terminal(kind: &EventKind) -> Option<RunStatus> {
+        Some(match kind {
+            EventKind::WorkflowCompleted { .. } => RunStatus::Completed,
+            EventKind::WorkflowFailed { .. } => RunStatus::Failed,
+            EventKind::WorkflowCancelled => RunStatus::Cancelled,
+            EventKind::WorkflowTerminated { .. } => RunStatus::Terminated,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::Terminated => "terminated",
+        })
+    }
+}
+
+impl std::str::FromStr for RunStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "running" => RunStatus::Running,
+            "completed" => RunStatus::Completed,
+            "failed" => RunStatus::Failed,
+            "cancelled" => RunStatus::Cancelled,
+            "terminated" => RunStatus::Terminated,
+            other => {
+                return Err(format!(
+                    "unknown status {other:?} (running, completed, failed, cancelled, terminated)"
+                ))
+            }
+        })
+    }
+}
+
+/// What the store knows about a run, kept in step with its history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// The workflow id.
+    pub workflow_id: String,
+    /// The run.
+    pub run_id: RunId,
+    /// The workflow's name.
+    pub workflow_type: String,
+    /// Status.
+    pub status: RunStatus,
+    /// When it started.
+    pub start_time: Timestamp,
+    /// When it closed.
+    pub close_time: Option<Timestamp>,
+    /// Its input.
+    pub input: Payload,
+    /// Its result, when completed.
+    pub result: Option<Payload>,
+    /// Its failure, when failed (or the termination reason).
+    pub failure: Option<Failure>,
+    /// The parent run, for a child.
+    pub parent: Option<ParentRef>,
+    /// The last event's id.
+    pub last_event_id: EventId,
+    /// Why its workflow task keeps failing (nondeterminism, unknown type, panic), if it does.
+    pub task_failure: Option<String>,
+}
+
+/// A filter for [`Store::list_runs`](super::Store::list_runs).
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct RunFilter {
+    /// Only runs with this status.
+    pub status: Option<RunStatus>,
+    /// Only runs of this workflow type.
+    pub workflow_type: Option<String>,
+    /// At most this many.
+    pub limit: Option<usize>,
+}
+
+impl RunFilter {
+    /// Filters by status.
+    pub fn status(mut self, s: RunStatus) -> Self {
+        self.status = Some(s);
+        self
+    }
+
+    /// Filters by workflow type.
+    pub fn workflow_type(mut self, t: impl Into<String>) -> Self {
+        self.workflow_type = Some(t.into());
+        self
+    }
+
+    /// Limits the count.
+    pub fn limit(mut self, n: usize) -> Self {
+        self.limit = Some(n);
+        self
+    }
+
+    /// Whether `info` passes the filter (ignoring the limit).
+    pub fn matches(&self, info: &RunInfo) -> bool {
+        self.status.is_none_or(|s| s == info.status)
+            && self
+                .workflow_type
+                .as_deref()
+                .is_none_or(|t| t == info.workflow_type)
+    }
+}
+
+/// Identifies a task. Stable per purpose, so re-arming a task overwrites it rather than
+/// duplicating it: one workflow task per run, one activity task per activity, one timer task
+/// per timer.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TaskKey(pub String);
+
+impl TaskKey {
+    /// The workflow task of a run.
+    pub fn workflow(run_id: &RunId) -> TaskKey {
+        TaskKey(format!("wf/{run_id}"))
+    }
+
+    /// The task of activity `seq` of a run.
+    pub fn activity(run_id: &RunId, seq: Seq) -> TaskKey {
+        TaskKey(format!("act/{run_id}/{seq}"))
+    }
+
+    /// The task of timer `seq` of a run.
+    pub fn timer(run_id: &RunId, seq: Seq) -> TaskKey {
+        TaskKey(format!("timer/{run_id}/{seq}"))
+    }
+}
+
+impl fmt::Display for TaskKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Which workers take a task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskQueue {
+    /// Workflow tasks and timer firings: deterministic work.
+    Workflow,
+    /// Activity attempts.
+    Activity,
+}
+
+/// Everything needed to run an activity attempt without reading the history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActivityTask {
+    /// The workflow id.
+    pub workflow_id: String,
+    /// Command position.
+    pub seq: Seq,
+    /// The activity's name.
+    pub activity_type: String,
+    /// Its input.
+    pub input: Payload,
+    /// Its options.
+    pub options: ActivityOptions,
+    /// The attempt this task runs next, from 1.
+    pub attempt: u32,
+    /// When the activity was scheduled.
+    pub scheduled_at: Timestamp,
+    /// The previous attempt's error.
+    pub last_error: Option<ActivityError>,
+    /// The latest heartbeat details, from this or an earlier attempt.
+    pub heartbeat: Option<Payload>,
+    /// When the latest heartbeat was recorded.
+    pub heartbeat_at: Option<Timestamp>,
+}
+
+/// What a task does.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TaskKind {
+    /// Advance the run's workflow code with the events it has not seen. `failures` counts
+    /// failed attempts (for backoff).
+    Workflow {
+        /// Consecutive failures of this workflow task.
+        failures: u32,
+    },
+    /// Run an activity attempt.
+    Activity(Box<ActivityTask>),
+    /// Fire timer `seq`.
+    Timer {
+        /// Command position.
+        seq: Seq,
+    },
+}
+
+/// A unit of work with a visibility time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    /// Identity.
+    pub key: TaskKey,
+    /// The run it belongs to.
+    pub run_id: RunId,
+    /// Not leased before this time.
+    pub visible_at: Timestamp,
+    /// How long a lease lasts.
+    #[serde(with = "duration_ms")]
+    pub lease_duration: Duration,
+    /// What to do.
+    pub kind: TaskKind,
+}
+
+impl Task {
+    /// The queue the task belongs to.
+    pub fn queue(&self) -> TaskQueue {
+        match self.kind {
+            TaskKind::Activity(_) => TaskQueue::Activity,
+            TaskKind::Workflow { .. } | TaskKind::Timer { .. } => TaskQueue::Workflow,
+        }
+    }
+
+    /// The workflow task of a run, visible at `at`.
+    pub fn workflow(run_id: &RunId, at: Timestamp) -> Task {
+        Task {
+            key: TaskKey::workflow(run_id),
+            run_id: run_id.clone(),
+            visible_at: at,
+            lease_duration: Duration::from_secs(60),
+            kind: TaskKind::Workflow { failures: 0 },
+        }
+    }
+}
+
+/// Proof of holding a lease.
+pub type LeaseToken = u64;
+
+/// A task with a lease.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LeasedTask {
+    /// The task.
+    pub task: Task,
+    /// The lease token, needed to complete the task or heartbeat.
+    pub token: LeaseToken,
+    /// Whether an earlier lease ended without completion (it expired, or its process died).
+    pub previous_lease_lost: bool,
+}
+
+/// A task as [`Store::list_tasks`](super::Store::list_tasks) shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PendingTask {
+    /// The task.
+    pub task: Task,
+    /// The lease holder and its expiry, when leased.
+    pub lease: Option<(String, Timestamp)>,
+}
+
+/// A change to a task, made atomically with an append.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TaskOp {
+    /// Creates or replaces a task (a leased task keeps its lease and is re-armed).
+    Upsert(Task),
+    /// Deletes a task.
+    Delete(TaskKey),
+}
+
+/// What to do with a leased task at the end of an append.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Completion {
+    /// The task.
+    pub key: TaskKey,
+    /// The lease token.
+    pub token: LeaseToken,
+    /// `true`: give the task back untouched (shutdown); `false`: it is done.
+    pub release: bool,
+}
+
+/// A new run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewRun {
+    /// The run's info (status `Running`, `last_event_id` 1).
+    pub info: RunInfo,
+    /// The `WorkflowStarted` event.
+    pub started: EventKind,
+    /// Its time.
+    pub time: Timestamp,
+}
+
+/// An atomic change to one run: events, task changes, a lease completion, an attempt record.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct AppendRequest {
+    /// The run.
+    pub run_id: RunId,
+    /// Fail with a conflict unless the history's last event id is this.
+    pub expected_last_event_id: Option<EventId>,
+    /// The time recorded on the events (raised to the last event's time if earlier).
+    pub time: Timestamp,
+    /// Events to append.
+    pub events: Vec<EventKind>,
+    /// Task changes.
+    pub task_ops: Vec<TaskOp>,
+    /// A leased task to complete or release.
+    pub complete: Option<Completion>,
+    /// Sets (`Some(Some(..))`) or clears (`Some(None)`) the run's stuck reason.
+    pub task_failure: Option<Option<String>>,
+    /// An attempt to add to the attempt log.
+    pub attempt: Option<AttemptRecord>,
+}
+
+impl AppendRequest {
+    /// An empty request for `run_id` at `time`.
+    pub fn new(run_id: RunId, time: Timestamp) -> Self {
+        AppendRequest {
+            run_id,
+            expected_last_event_id: None,
+            time,
+            events: Vec::new(),
+            task_ops: Vec::new(),
+            complete: None,
+            task_failure: None,
+            attempt: None,
+        }
+    }
+
+    /// Requires the history to end at `id`.
+    pub fn expect_last(mut self, id: EventId) -> Self {
+        self.expected_last_event_id = Some(id);
+        self
+    }
+
+    /// Adds events.
+    pub fn events(mut self, events: impl IntoIterator<Item = EventKind>) -> Self {
+        self.events.extend(events);
+        self
+    }
+
+    /// Adds a task change.
+    pub fn task_op(mut self, op: TaskOp) -> Self {
+        self.task_ops.push(op);
+        self
+    }
+
+    /// Completes a leased task.
+    pub fn complete(mut self, key: TaskKey, token: LeaseToken) -> Self {
+        self.complete = Some(Completion {
+            key,
+            token,
+            release: false,
+        });
+        self
+    }
+
+    /// Releases a leased task untouched.
+    pub fn release(mut self, key: TaskKey, token: LeaseToken) -> Self {
+        self.complete = Some(Completion {
+            key,
+            token,
+            release: true,
+        });
+        self
+    }
+
+    /// Records an attempt.
+    pub fn attempt(mut self, a: AttemptRecord) -> Self {
+        self.attempt = Some(a);
+        self
+    }
+
+    /// Sets or clears the run's stuck reason.
+    pub fn task_failure(mut self, f: Option<String>) -> Self {
+        self.task_failure = Some(f);
+        self
+    }
+}
+
+/// What an append did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// The history's last event id after the append.
+    pub last_event_id: EventId,
+    /// The time recorded on the appended events.
+    pub time: Timestamp,
+}
+
+/// How an attempt ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    /// It returned a result.
+    Completed,
+    /// It returned an error.
+    Failed {
+        /// The error.
+        error: ActivityError,
+    },
+    /// It timed out.
+    TimedOut {
+        /// Which timeout.
+        timeout: TimeoutKind,
+    },
+    /// Its worker disappeared (the lease expired or the process died).
+    WorkerLost,
+    /// It was cancelled.
+    Cancelled,
+}
+
+/// One activity attempt, in the attempt log (kept outside the replayed history).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    /// The run.
+    pub run_id: RunId,
+    /// Command position.
+    pub seq: Seq,
+    /// The activity's name.
+    pub activity_type: String,
+    /// Attempt number, from 1.
+    pub attempt: u32,
+    /// The worker.
+    pub worker: String,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// When it ended.
+    pub ended_at: Timestamp,
+    /// How it ended.
+    #[serde(flatten)]
+    pub outcome: AttemptOutcome,
+    /// The last heartbeat details it recorded.
+    pub last_heartbeat: Option<Payload>,
+}

@@ -1,0 +1,515 @@
+//! Activity attempts: run, heartbeat, time out, retry with backoff, or report the outcome.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{info_span, warn, Instrument};
+
+use super::workflow_tasks::{process_run, Trigger};
+use super::Inner;
+use crate::activity::{ActivityContext, ActivityError, ActivityInfo, ActivityShared};
+use crate::error::StoreError;
+use crate::history::{ActivityFailure, EventKind, TimeoutKind};
+use crate::policy::{next_retry, NextRetry};
+use crate::store::{
+    ActivityTask, AppendRequest, AttemptOutcome, AttemptRecord, LeasedTask, Task, TaskKind, TaskOp,
+};
+use crate::time::Timestamp;
+
+enum AttemptResult {
+    Ok(crate::payload::Payload),
+    Err(ActivityError),
+    TimedOut(TimeoutKind),
+    /// The worker is shutting down: give the task back.
+    Released,
+    /// The lease was lost (cancelled or taken over): drop silently.
+    Cancelled,
+}
+
+pub(crate) async fn handle(inner: &Arc<Inner>, leased: LeasedTask) {
+    let TaskKind::Activity(a) = &leased.task.kind else {
+        warn!(task = %leased.task.key, "non-activity task on the activity queue; ignoring");
+        return;
+    };
+    let a = (**a).clone();
+    let span = info_span!("activity", workflow_id = %a.workflow_id, run_id = %leased.task.run_id, activity = %a.activity_type, seq = a.seq, attempt = a.attempt);
+    run(inner, leased, a).instrument(span).await
+}
+
+async fn run(inner: &Arc<Inner>, leased: LeasedTask, mut a: ActivityTask) {
+    let now = inner.clock.now();
+    let worker = inner.options.identity.clone();
+    let policy = a.options.retry_policy.clone();
+    let s2c_deadline = a
+        .options
+        .schedule_to_close_timeout
+        .map(|d| a.scheduled_at.add(d));
+    let timed_out_kind = if a.options.heartbeat_timeout.is_some() {
+        TimeoutKind::Heartbeat
+    } else {
+        TimeoutKind::StartToClose
+    };
+
+    if leased.previous_lease_lost {
+        // The attempt that held the lease never reported: its worker died or hung.
+        let lost = record(&leased, &a, &worker, now, now, AttemptOutcome::WorkerLost);
+        match next_retry(&policy, a.attempt, "WorkerLost", true) {
+            NextRetry::RetryAfter { attempt, .. } => {
+                a.attempt = attempt;
+                a.last_error = Some(ActivityError::retryable(
+                    "WorkerLost",
+                    "the previous attempt's worker stopped responding",
+                ));
+                if let Err(e) = reschedule(inner, &leased, &a, now, Some(lost)).await {
+                    warn!(error = %e, "rescheduling after a lost attempt failed");
+                }
+                return;
+            }
+            _ => {
+                let failure = ActivityFailure::TimedOut {
+                    activity_type: a.activity_type.clone(),
+                    attempts: a.attempt,
+                    timeout: timed_out_kind,
+                    last_error: a.last_error.clone(),
+                };
+                finish(
+                    inner,
+                    leased,
+                    &a,
+                    EventKind::ActivityTimedOut {
+                        seq: a.seq,
+                        failure,
+                    },
+                    lost,
+                )
+                .await;
+                return;
+            }
+        }
+    }
+    if let Some(s2s) = a.options.schedule_to_start_timeout {
+        if a.attempt == 1 && now.since(a.scheduled_at) > s2s {
+            let failure = ActivityFailure::TimedOut {
+                activity_type: a.activity_type.clone(),
+                attempts: 0,
+                timeout: TimeoutKind::ScheduleToStart,
+                last_error: None,
+            };
+            let rec = record(
+                &leased,
+                &a,
+                &worker,
+                now,
+                now,
+                AttemptOutcome::TimedOut {
+                    timeout: TimeoutKind::ScheduleToStart,
+                },
+            );
+            finish(
+                inner,
+                leased,
+                &a,
+                EventKind::ActivityTimedOut {
+                    seq: a.seq,
+                    failure,
+                },
+                rec,
+            )
+            .await;
+            return;
+        }
+    }
+    if s2c_deadline.is_some_and(|d| now >= d) {
+        let failure = ActivityFailure::TimedOut {
+            activity_type: a.activity_type.clone(),
+            attempts: a.attempt - 1,
+            timeout: TimeoutKind::ScheduleToClose,
+            last_error: a.last_error.clone(),
+        };
+        let rec = record(
+            &leased,
+            &a,
+            &worker,
+            now,
+            now,
+            AttemptOutcome::TimedOut {
+                timeout: TimeoutKind::ScheduleToClose,
+            },
+        );
+        finish(
+            inner,
+            leased,
+            &a,
+            EventKind::ActivityTimedOut {
+                seq: a.seq,
+                failure,
+            },
+            rec,
+        )
+        .await;
+        return;
+    }
+
+    let Some(activity) = inner.registry.activities.get(&a.activity_type).cloned() else {
+        let error = ActivityError::non_retryable(
+            "UnknownActivityType",
+            format!("activity type {:?} is not registered with this worker (registered: {}); register it with Worker::register_activity", a.activity_type, inner.registry.activity_names()),
+        );
+        let rec = record(
+            &leased,
+            &a,
+            &worker,
+            now,
+            now,
+            AttemptOutcome::Failed {
+                error: error.clone(),
+            },
+        );
+        let failure = ActivityFailure::Failed {
+            activity_type: a.activity_type.clone(),
+            attempts: a.attempt,
+            error,
+        };
+        finish(
+            inner,
+            leased,
+            &a,
+            EventKind::ActivityFailed {
+                seq: a.seq,
+                failure,
+            },
+            rec,
+        )
+        .await;
+        return;
+    };
+
+    let shared = Arc::new(ActivityShared::default());
+    let info = ActivityInfo {
+        workflow_id: a.workflow_id.clone(),
+        run_id: leased.task.run_id.clone(),
+        seq: a.seq,
+        activity_type: a.activity_type.clone(),
+        attempt: a.attempt,
+        scheduled_at: a.scheduled_at,
+        worker: worker.clone(),
+    };
+    let ctx = ActivityContext::new(info, a.heartbeat.clone(), shared.clone());
+    let attempt_timeout = {
+        let t = a.options.attempt_timeout();
+        match s2c_deadline {
+            Some(d) => t.min(d.since(now)),
+            None => t,
+        }
+    };
+    let attempt_kind = if s2c_deadline.is_some_and(|d| d.since(now) < a.options.attempt_timeout()) {
+        TimeoutKind::ScheduleToClose
+    } else {
+        TimeoutKind::StartToClose
+    };
+    let mut shutdown = inner.shutdown.clone();
+    let started = now;
+    let result = {
+        let work = activity.run(ctx, a.input.clone());
+        let pump = heartbeat_pump(inner, &leased, &a, shared.clone());
+        tokio::pin!(work);
+        tokio::pin!(pump);
+        tokio::select! {
+            r = &mut work => match r { Ok(p) => AttemptResult::Ok(p), Err(e) => AttemptResult::Err(e) },
+            kind = &mut pump => kind,
+            _ = inner.clock.sleep(attempt_timeout) => AttemptResult::TimedOut(attempt_kind),
+            _ = wait_shutdown(&mut shutdown) => {
+                // Let the attempt finish within the grace period, then cancel and release it.
+                tokio::select! {
+                    r = &mut work => match r { Ok(p) => AttemptResult::Ok(p), Err(e) => AttemptResult::Err(e) },
+                    _ = inner.clock.sleep(inner.options.shutdown_grace) => { shared.cancel(); AttemptResult::Released }
+                }
+            }
+        }
+    };
+    let ended = inner.clock.now();
+    let last_hb = shared
+        .latest
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if last_hb.is_some() {
+        a.heartbeat = last_hb.clone();
+        a.heartbeat_at = Some(ended);
+    }
+    let rec = |outcome| {
+        let mut r = record(&leased, &a, &worker, started, ended, outcome);
+        r.last_heartbeat = last_hb.clone();
+        r
+    };
+    let (error, outcome, final_event): (
+        ActivityError,
+        AttemptOutcome,
+        Box<dyn FnOnce(u32, ActivityError) -> EventKind + Send>,
+    ) = match result {
+        AttemptResult::Ok(p) => {
+            let rec = rec(AttemptOutcome::Completed);
+            match p.check_size(
+                &format!("result of activity {}", a.activity_type),
+                inner.options.limits.max_payload_bytes,
+            ) {
+                Ok(()) => {
+                    finish(
+                        inner,
+                        leased,
+                        &a,
+                        EventKind::ActivityCompleted {
+                            seq: a.seq,
+                            result: p,
+                        },
+                        rec,
+                    )
+                    .await;
+                    return;
+                }
+                Err(e) => {
+                    let error = ActivityError::non_retryable("PayloadTooLarge", e.to_string());
+                    let seq = a.seq;
+                    let ty = a.activity_type.clone();
+                    (
+                        error.clone(),
+                        AttemptOutcome::Failed { error },
+                        Box::new(move |n, error| EventKind::ActivityFailed {
+                            seq,
+                            failure: ActivityFailure::Failed {
+                                activity_type: ty,
+                                attempts: n,
+                                error,
+                            },
+                        }),
+                    )
+                }
+            }
+        }
+        AttemptResult::Err(error) => {
+            let seq = a.seq;
+            let ty = a.activity_type.clone();
+            (
+                error.clone(),
+                AttemptOutcome::Failed { error },
+                Box::new(move |n, error| EventKind::ActivityFailed {
+                    seq,
+                    failure: ActivityFailure::Failed {
+                        activity_type: ty,
+                        attempts: n,
+                        error,
+                    },
+                }),
+            )
+        }
+        AttemptResult::TimedOut(kind) => {
+            shared.cancel();
+            let seq = a.seq;
+            let ty = a.activity_type.clone();
+            let error =
+                ActivityError::retryable("Timeout", format!("attempt exceeded its {kind} timeout"));
+            let last = a.last_error.clone();
+            (
+                error,
+                AttemptOutcome::TimedOut { timeout: kind },
+                Box::new(move |n, _| EventKind::ActivityTimedOut {
+                    seq,
+                    failure: ActivityFailure::TimedOut {
+                        activity_type: ty,
+                        attempts: n,
+                        timeout: kind,
+                        last_error: last,
+                    },
+                }),
+            )
+        }
+        AttemptResult::Released => {
+            let rec = rec(AttemptOutcome::Cancelled);
+            let req = AppendRequest::new(leased.task.run_id.clone(), ended)
+                .release(leased.task.key.clone(), leased.token)
+                .attempt(rec);
+            if let Err(e) = inner.store.append(req).await {
+                warn!(error = %e, "releasing the activity task at shutdown failed; its lease will expire");
+            }
+            return;
+        }
+        AttemptResult::Cancelled => return,
+    };
+    let rec = rec(outcome);
+    match next_retry(&policy, a.attempt, &error.error_type, error.retryable) {
+        NextRetry::RetryAfter { attempt, after }
+            if s2c_deadline.is_none_or(|d| ended.add(after) < d) =>
+        {
+            a.attempt = attempt;
+            a.last_error = Some(error);
+            if let Err(e) = reschedule(inner, &leased, &a, ended.add(after), Some(rec)).await {
+                warn!(error = %e, "scheduling the retry failed; the lease will expire and the attempt is retried");
+            }
+        }
+        NextRetry::RetryAfter { .. } => {
+            let failure = ActivityFailure::TimedOut {
+                activity_type: a.activity_type.clone(),
+                attempts: a.attempt,
+                timeout: TimeoutKind::ScheduleToClose,
+                last_error: Some(error),
+            };
+            finish(
+                inner,
+                leased,
+                &a,
+                EventKind::ActivityTimedOut {
+                    seq: a.seq,
+                    failure,
+                },
+                rec,
+            )
+            .await;
+        }
+        NextRetry::NonRetryable | NextRetry::AttemptsExhausted => {
+            let ev = final_event(a.attempt, error);
+            finish(inner, leased, &a, ev, rec).await;
+        }
+    }
+}
+
+async fn wait_shutdown(rx: &mut tokio::sync::watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn record(
+    leased: &LeasedTask,
+    a: &ActivityTask,
+    worker: &str,
+    started: Timestamp,
+    ended: Timestamp,
+    outcome: AttemptOutcome,
+) -> AttemptRecord {
+    AttemptRecord {
+        run_id: leased.task.run_id.clone(),
+        seq: a.seq,
+        activity_type: a.activity_type.clone(),
+        attempt: a.attempt,
+        worker: worker.to_string(),
+        started_at: started,
+        ended_at: ended,
+        outcome,
+        last_heartbeat: None,
+    }
+}
+
+/// Re-arms the activity task for its next attempt at `at`, releasing this lease.
+async fn reschedule(
+    inner: &Inner,
+    leased: &LeasedTask,
+    a: &ActivityTask,
+    at: Timestamp,
+    rec: Option<AttemptRecord>,
+) -> Result<(), StoreError> {
+    let task = Task {
+        visible_at: at,
+        kind: TaskKind::Activity(Box::new(a.clone())),
+        ..leased.task.clone()
+    };
+    let mut req = AppendRequest::new(leased.task.run_id.clone(), inner.clock.now())
+        .task_op(TaskOp::Upsert(task))
+        .complete(leased.task.key.clone(), leased.token);
+    if let Some(r) = rec {
+        req = req.attempt(r);
+    }
+    inner.store.append(req).await.map(|_| ())
+}
+
+/// Records the activity's final outcome and advances the workflow in the same write.
+async fn finish(
+    inner: &Inner,
+    leased: LeasedTask,
+    a: &ActivityTask,
+    outcome: EventKind,
+    rec: AttemptRecord,
+) {
+    let inputs = vec![
+        EventKind::ActivityStarted {
+            seq: a.seq,
+            attempt: a.attempt.max(1),
+            worker: inner.options.identity.clone(),
+        },
+        outcome,
+    ];
+    let run_id = leased.task.run_id.clone();
+    process_run(
+        inner,
+        run_id,
+        Trigger::Activity {
+            task: leased,
+            seq: a.seq,
+            inputs,
+            attempt: rec,
+        },
+    )
+    .await;
+}
+
+/// Sends heartbeats to the store (throttled) and watches the heartbeat timeout. Resolves only
+/// when the heartbeat timeout fires; a lost lease cancels the attempt.
+async fn heartbeat_pump(
+    inner: &Inner,
+    leased: &LeasedTask,
+    a: &ActivityTask,
+    shared: Arc<ActivityShared>,
+) -> AttemptResult {
+    let hb_timeout = a.options.heartbeat_timeout;
+    let throttle = hb_timeout.map_or(Duration::from_secs(10), |t| {
+        (t / 2).max(Duration::from_millis(1))
+    });
+    let lease = leased.task.lease_duration;
+    let mut last_beat = inner.clock.now();
+    let mut last_sent: Option<Timestamp> = None;
+    let mut dirty = false;
+    loop {
+        let now = inner.clock.now();
+        let mut wait = match hb_timeout {
+            Some(t) => t.saturating_sub(now.since(last_beat)),
+            None => Duration::from_secs(3600),
+        };
+        if dirty {
+            let since = last_sent.map_or(throttle, |s| now.since(s));
+            wait = wait.min(throttle.saturating_sub(since));
+        }
+        tokio::select! {
+            _ = shared.beat.notified() => {
+                last_beat = inner.clock.now();
+                dirty = true;
+            }
+            _ = inner.clock.sleep(wait) => {}
+        }
+        let now = inner.clock.now();
+        if hb_timeout.is_some_and(|t| now.since(last_beat) >= t) {
+            return AttemptResult::TimedOut(TimeoutKind::Heartbeat);
+        }
+        if dirty && last_sent.is_none_or(|s| now.since(s) >= throttle) {
+            let details = shared
+                .latest
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            dirty = false;
+            last_sent = Some(now);
+            match inner
+                .store
+                .heartbeat(&leased.task.key, leased.token, details, now.add(lease))
+                .await
+            {
+                Ok(()) => {}
+                Err(StoreError::LeaseLost { .. }) => {
+                    shared.cancel();
+                    return AttemptResult::Cancelled;
+                }
+                Err(e) => warn!(error = %e, "recording a heartbeat failed"),
+            }
+        }
+    }
+}

@@ -1,0 +1,417 @@
+//! The worker: leases tasks from the store, runs workflow code (through the replay core) and
+//! activity attempts, and commits what they produce.
+
+mod activities;
+mod executor;
+mod registry;
+mod workflow_tasks;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{watch, Semaphore};
+use tracing::warn;
+
+pub(crate) use registry::Registry;
+
+use crate::activity::Activity;
+use crate::client::Client;
+use crate::error::WorkerError;
+use crate::ids::RunId;
+use crate::options::Limits;
+use crate::store::{LeasedTask, Store, TaskQueue};
+use crate::time::{Clock, SystemClock};
+use crate::workflow::Workflow;
+use executor::Executor;
+
+/// Worker settings.
+///
+/// ```
+/// use workflow_core::WorkerOptions;
+/// let options = WorkerOptions::default().max_concurrent_activities(64);
+/// assert_eq!(options.max_concurrent_activities, 64);
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct WorkerOptions {
+    /// Identifies this worker in leases and the attempt log. Default: `worker-<random>`.
+    pub identity: String,
+    /// Most activity attempts running at once. Default 100.
+    pub max_concurrent_activities: usize,
+    /// Most workflow tasks in progress at once. Default 100.
+    pub max_concurrent_workflow_tasks: usize,
+    /// Runs kept in memory between tasks; an evicted run is replayed when it next has work.
+    /// Default 10,000.
+    pub max_cached_runs: usize,
+    /// Longest wait between store polls when the store cannot notify. Default 1 s.
+    pub poll_interval: Duration,
+    /// How long shutdown waits for running attempts before cancelling and releasing them.
+    /// Default 10 s.
+    pub shutdown_grace: Duration,
+    /// Limits on payloads, histories and ids.
+    pub limits: Limits,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            identity: format!("worker-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+            max_concurrent_activities: 100,
+            max_concurrent_workflow_tasks: 100,
+            max_cached_runs: 10_000,
+            poll_interval: Duration::from_secs(1),
+            shutdown_grace: Duration::from_secs(10),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl WorkerOptions {
+    /// Sets the identity.
+    pub fn identity(mut self, id: impl Into<String>) -> Self {
+        self.identity = id.into();
+        self
+    }
+
+    /// Sets the activity concurrency bound.
+    pub fn max_concurrent_activities(mut self, n: usize) -> Self {
+        self.max_concurrent_activities = n;
+        self
+    }
+
+    /// Sets the workflow task concurrency bound.
+    pub fn max_concurrent_workflow_tasks(mut self, n: usize) -> Self {
+        self.max_concurrent_workflow_tasks = n;
+        self
+    }
+
+    /// Sets the run cache size.
+    pub fn max_cached_runs(mut self, n: usize) -> Self {
+        self.max_cached_runs = n;
+        self
+    }
+
+    /// Sets the poll interval.
+    pub fn poll_interval(mut self, d: Duration) -> Self {
+        self.poll_interval = d;
+        self
+    }
+
+    /// Sets the shutdown grace period.
+    pub fn shutdown_grace(mut self, d: Duration) -> Self {
+        self.shutdown_grace = d;
+        self
+    }
+
+    /// Sets the limits.
+    pub fn limits(mut self, l: Limits) -> Self {
+        self.limits = l;
+        self
+    }
+
+    fn validate(&self) -> Result<(), crate::error::OptionsError> {
+        for (option, v) in [
+            ("max_concurrent_activities", self.max_concurrent_activities),
+            (
+                "max_concurrent_workflow_tasks",
+                self.max_concurrent_workflow_tasks,
+            ),
+            ("max_cached_runs", self.max_cached_runs),
+        ] {
+            if v == 0 {
+                return Err(crate::error::OptionsError {
+                    option,
+                    reason: "must be at least 1".into(),
+                });
+            }
+        }
+        if self.poll_interval.is_zero() {
+            return Err(crate::error::OptionsError {
+                option: "poll_interval",
+                reason: "must be above zero".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A worker under construction: register workflows and activities, then [`start`](Self::start).
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use workflow_core::{store::MemoryStore, Worker, WorkerOptions};
+/// # async fn demo() -> Result<(), workflow_core::Error> {
+/// let worker = Worker::new(Arc::new(MemoryStore::new()), WorkerOptions::default());
+/// // worker.register_workflow::<MyWorkflow>()?; worker.register_activity(MyActivity)?;
+/// let running = worker.start()?;
+/// running.shutdown().await;
+/// # Ok(()) }
+/// ```
+pub struct Worker {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    options: WorkerOptions,
+    registry: Registry,
+}
+
+impl Worker {
+    /// A worker on `store` using the system clock.
+    pub fn new(store: Arc<dyn Store>, options: WorkerOptions) -> Self {
+        Worker {
+            store,
+            clock: Arc::new(SystemClock),
+            options,
+            registry: Registry::default(),
+        }
+    }
+
+    /// Uses `clock` instead of the system clock (tests use a virtual clock).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Registers workflow `W`.
+    pub fn register_workflow<W: Workflow>(&mut self) -> Result<&mut Self, WorkerError> {
+        self.registry.add_workflow::<W>()?;
+        Ok(self)
+    }
+
+    /// Registers an activity.
+    pub fn register_activity<A: Activity>(
+        &mut self,
+        activity: A,
+    ) -> Result<&mut Self, WorkerError> {
+        self.registry.add_activity(activity)?;
+        Ok(self)
+    }
+
+    /// A client on the same store and clock that checks workflow types against this
+    /// worker's registrations.
+    pub fn client(&self) -> Client {
+        Client::new(self.store.clone())
+            .with_clock(self.clock.clone())
+            .with_limits(self.options.limits.clone())
+            .with_registered(self.registry.workflow_names_list())
+    }
+
+    /// Starts polling. Must be called inside a tokio runtime.
+    pub fn start(self) -> Result<RunningWorker, WorkerError> {
+        self.options.validate()?;
+        let registry = Arc::new(self.registry);
+        let executor = Executor::spawn(
+            registry.clone(),
+            self.options.limits.clone(),
+            self.options.max_cached_runs,
+        );
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let inner = Arc::new(Inner {
+            store: self.store,
+            clock: self.clock,
+            workflow_permits: Arc::new(Semaphore::new(self.options.max_concurrent_workflow_tasks)),
+            activity_permits: Arc::new(Semaphore::new(self.options.max_concurrent_activities)),
+            options: self.options,
+            registry,
+            executor,
+            run_locks: Mutex::new(HashMap::new()),
+            shutdown: shutdown_rx,
+        });
+        let wf = tokio::spawn(poll_loop(inner.clone(), TaskQueue::Workflow));
+        let act = tokio::spawn(poll_loop(inner.clone(), TaskQueue::Activity));
+        Ok(RunningWorker {
+            inner,
+            shutdown_tx,
+            loops: vec![wf, act],
+        })
+    }
+}
+
+impl Registry {
+    fn workflow_names_list(&self) -> Vec<String> {
+        self.workflows.keys().cloned().collect()
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) options: WorkerOptions,
+    pub(crate) registry: Arc<Registry>,
+    executor: Executor,
+    run_locks: Mutex<HashMap<RunId, Arc<tokio::sync::Mutex<()>>>>,
+    workflow_permits: Arc<Semaphore>,
+    activity_permits: Arc<Semaphore>,
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+impl Inner {
+    fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// Serializes work on one run within this worker, so that its cached machine sees one
+    /// task at a time.
+    async fn lock_run(&self, run_id: &RunId) -> RunLock<'_> {
+        let m = {
+            let mut g = self.run_locks.lock().unwrap_or_else(|e| e.into_inner());
+            g.entry(run_id.clone()).or_default().clone()
+        };
+        let guard = m.clone().lock_owned().await;
+        RunLock {
+            inner: self,
+            run_id: run_id.clone(),
+            _guard: Some(guard),
+            _m: m,
+        }
+    }
+}
+
+struct RunLock<'a> {
+    inner: &'a Inner,
+    run_id: RunId,
+    _guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+    _m: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Drop for RunLock<'_> {
+    fn drop(&mut self) {
+        self._guard.take();
+        let mut g = self
+            .inner
+            .run_locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = g.get(&self.run_id) {
+            // Two references: the map's and ours. Nobody else waits; drop the entry.
+            if Arc::strong_count(m) <= 2 {
+                g.remove(&self.run_id);
+            }
+        }
+    }
+}
+
+async fn poll_loop(inner: Arc<Inner>, queue: TaskQueue) {
+    let permits = match queue {
+        TaskQueue::Workflow => inner.workflow_permits.clone(),
+        TaskQueue::Activity => inner.activity_permits.clone(),
+    };
+    let notify = inner
+        .store
+        .notifier()
+        .unwrap_or_else(|| Arc::new(tokio::sync::Notify::new()));
+    let mut shutdown = inner.shutdown.clone();
+    loop {
+        if inner.is_shutting_down() {
+            return;
+        }
+        let first = tokio::select! {
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            _ = shutdown.changed() => return,
+        };
+        let mut granted = vec![first];
+        while let Ok(p) = permits.clone().try_acquire_owned() {
+            granted.push(p);
+            if granted.len() >= 64 {
+                break;
+            }
+        }
+        // Register interest before looking, so a change between the look and the wait wakes us.
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let now = inner.clock.now();
+        let leased = match inner
+            .store
+            .lease_tasks(queue, now, granted.len(), &inner.options.identity)
+            .await
+        {
+            Ok(v) => v,
+            Err(e) => {
+                warn!(error = %e, ?queue, "leasing tasks failed; retrying");
+                inner.clock.sleep(inner.options.poll_interval).await;
+                continue;
+            }
+        };
+        let got = leased.len();
+        for task in leased {
+            let permit = granted
+                .pop()
+                .expect("leased at most as many tasks as permits");
+            let inner = inner.clone();
+            tokio::spawn(async move {
+                handle_task(&inner, task).await;
+                drop(permit);
+            });
+        }
+        drop(granted);
+        if got > 0 {
+            continue;
+        }
+        let wait = match inner.store.next_due(queue).await {
+            Ok(Some(t)) => t.since(inner.clock.now()).min(inner.options.poll_interval),
+            _ => inner.options.poll_interval,
+        };
+        if wait.is_zero() {
+            tokio::task::yield_now().await;
+            continue;
+        }
+        tokio::select! {
+            _ = &mut notified => {}
+            _ = inner.clock.sleep(wait) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn handle_task(inner: &Arc<Inner>, task: LeasedTask) {
+    match task.task.queue() {
+        TaskQueue::Workflow => workflow_tasks::handle(inner, task).await,
+        TaskQueue::Activity => activities::handle(inner, task).await,
+    }
+}
+
+/// A started worker. Dropping it stops polling; [`shutdown`](Self::shutdown) also waits for
+/// running work.
+pub struct RunningWorker {
+    inner: Arc<Inner>,
+    shutdown_tx: watch::Sender<bool>,
+    loops: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningWorker {
+    /// A client on the same store and clock.
+    pub fn client(&self) -> Client {
+        Client::new(self.inner.store.clone())
+            .with_clock(self.inner.clock.clone())
+            .with_limits(self.inner.options.limits.clone())
+            .with_registered(self.inner.registry.workflow_names_list())
+    }
+
+    /// The worker's identity.
+    pub fn identity(&self) -> &str {
+        &self.inner.options.identity
+    }
+
+    /// Stops leasing, lets running work finish (activity attempts get the grace period, then
+    /// are cancelled and their tasks released for another worker), and returns.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown_tx.send(true);
+        for l in &self.loops {
+            l.abort();
+        }
+        let wf = self.inner.options.max_concurrent_workflow_tasks as u32;
+        let act = self.inner.options.max_concurrent_activities as u32;
+        let _ = self.inner.workflow_permits.acquire_many(wf).await;
+        let _ = self.inner.activity_permits.acquire_many(act).await;
+    }
+}
+
+impl Drop for RunningWorker {
+    fn drop(&mut self) {
+        let _ = self.shutdown_tx.send(true);
+        for l in &self.loops {
+            l.abort();
+        }
+    }
+}

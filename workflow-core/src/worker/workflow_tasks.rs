@@ -1,0 +1,317 @@
+//! Workflow tasks: advance a run's code with new events and commit what it asks for.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{debug, info_span, warn, Instrument};
+
+use super::executor::Advance;
+use super::Inner;
+use crate::error::{Failure, StoreError, WorkflowTaskError};
+use crate::history::{Event, EventKind};
+use crate::ids::{EventId, RunId, Seq};
+use crate::store::{
+    ActivityTask, AppendRequest, AttemptRecord, LeasedTask, Task, TaskKey, TaskKind, TaskOp,
+};
+use crate::time::Timestamp;
+
+/// What made the run need advancing.
+pub(crate) enum Trigger {
+    /// Its workflow task.
+    Workflow { task: LeasedTask, failures: u32 },
+    /// A timer fired.
+    Timer { task: LeasedTask, seq: Seq },
+    /// An activity reached its final outcome; `inputs` record it.
+    Activity {
+        task: LeasedTask,
+        seq: Seq,
+        inputs: Vec<EventKind>,
+        attempt: AttemptRecord,
+    },
+}
+
+impl Trigger {
+    fn task(&self) -> &LeasedTask {
+        match self {
+            Trigger::Workflow { task, .. }
+            | Trigger::Timer { task, .. }
+            | Trigger::Activity { task, .. } => task,
+        }
+    }
+
+    fn inputs(&self) -> (Vec<EventKind>, Option<Seq>) {
+        match self {
+            Trigger::Workflow { .. } => (Vec::new(), None),
+            Trigger::Timer { seq, .. } => (vec![EventKind::TimerFired { seq: *seq }], Some(*seq)),
+            Trigger::Activity { seq, inputs, .. } => (inputs.clone(), Some(*seq)),
+        }
+    }
+
+    fn attempt(&self) -> Option<AttemptRecord> {
+        match self {
+            Trigger::Activity { attempt, .. } => Some(attempt.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// Backoff between failed workflow task attempts: 1 s doubling, at most 10 s, so a fixed and
+/// restarted worker resumes a stuck run promptly.
+fn task_retry_backoff(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.min(4)).min(Duration::from_secs(10))
+}
+
+pub(crate) async fn handle(inner: &Arc<Inner>, task: LeasedTask) {
+    let run_id = task.task.run_id.clone();
+    let trigger = match &task.task.kind {
+        TaskKind::Workflow { failures } => Trigger::Workflow {
+            failures: *failures,
+            task,
+        },
+        TaskKind::Timer { seq } => Trigger::Timer { seq: *seq, task },
+        TaskKind::Activity(_) => {
+            warn!(task = %task.task.key, "activity task on the workflow queue; ignoring");
+            return;
+        }
+    };
+    process_run(inner, run_id, trigger).await;
+}
+
+/// Advances `run_id` because of `trigger` and commits the outcome in one append.
+pub(crate) async fn process_run(inner: &Inner, run_id: RunId, trigger: Trigger) {
+    let span = info_span!("workflow_task", run_id = %run_id, workflow_id = tracing::field::Empty);
+    process_run_inner(inner, run_id, trigger)
+        .instrument(span)
+        .await
+}
+
+async fn process_run_inner(inner: &Inner, run_id: RunId, trigger: Trigger) {
+    let _lock = inner.lock_run(&run_id).await;
+    for _ in 0..8 {
+        let r = run_id.clone();
+        let cached = inner.executor.call(move |s| s.last_event_id(&r));
+        let history = match inner.store.read_history(&run_id, cached.unwrap_or(0)).await {
+            Ok(h) => h,
+            Err(StoreError::NotFound { .. }) => {
+                debug!("run is gone; dropping its task");
+                let _ = complete_only(inner, &run_id, &trigger).await;
+                return;
+            }
+            Err(e) => {
+                warn!(error = %e, "reading history failed; the task will be retried when its lease expires");
+                return;
+            }
+        };
+        let (workflow_type, workflow_id) = match (cached, history.first().map(|e| &e.kind)) {
+            (
+                None,
+                Some(EventKind::WorkflowStarted {
+                    workflow_type,
+                    workflow_id,
+                    ..
+                }),
+            ) => (workflow_type.clone(), workflow_id.clone()),
+            (None, _) => {
+                let err = WorkflowTaskError::MalformedHistory {
+                    run_id: run_id.clone(),
+                    event_id: 1,
+                    reason: "history does not start with WorkflowStarted".into(),
+                };
+                on_task_failure(inner, &run_id, trigger, err).await;
+                return;
+            }
+            (Some(_), _) => (String::new(), String::new()),
+        };
+        if history.last().is_some_and(|e| e.kind.is_terminal()) {
+            evict(inner, &run_id);
+            let _ = complete_only(inner, &run_id, &trigger).await;
+            return;
+        }
+        let now = inner.clock.now();
+        let (extra, extra_seq) = trigger.inputs();
+        let (r, extra2) = (run_id.clone(), extra.clone());
+        let advance = inner.executor.call(move |s| {
+            let adv = s.advance(&r, &workflow_type, &history, &extra2, now, extra_seq);
+            (adv, s.workflow_id(&r).unwrap_or(workflow_id))
+        });
+        let (advance, workflow_id) = advance;
+        tracing::Span::current().record("workflow_id", workflow_id.as_str());
+        let (activation, base) = match advance {
+            Err(e) => {
+                evict(inner, &run_id);
+                on_task_failure(inner, &run_id, trigger, e).await;
+                return;
+            }
+            Ok(Advance::Stale) => {
+                debug!("outcome for work that is no longer pending; dropping it");
+                let _ = complete_only(inner, &run_id, &trigger).await;
+                return;
+            }
+            Ok(Advance::Ready { activation, base }) => (activation, base),
+        };
+        let mut new_events = activation.new_events;
+        let cap = inner.options.limits.max_history_events;
+        if base + (extra.len() + new_events.len()) as EventId > cap {
+            evict(inner, &run_id);
+            new_events = vec![EventKind::WorkflowFailed {
+                failure: Failure::new(
+                    "HistoryLimitExceeded",
+                    format!("history would exceed {cap} events (Limits::max_history_events); use continue-as-new to start a fresh run with the state carried over"),
+                ),
+            }];
+        }
+        let mut events = extra.clone();
+        events.extend(new_events.iter().cloned());
+        let task = trigger.task();
+        let mut req = AppendRequest::new(run_id.clone(), now)
+            .expect_last(base)
+            .events(events)
+            .complete(task.task.key.clone(), task.token);
+        req.task_ops = task_ops(&run_id, &workflow_id, now, &new_events);
+        if let Some(a) = trigger.attempt() {
+            req = req.attempt(a);
+        }
+        if matches!(trigger, Trigger::Workflow { .. }) {
+            req = req.task_failure(None);
+        }
+        match inner.store.append(req).await {
+            Ok(out) => {
+                let first = base + extra.len() as EventId + 1;
+                let committed: Vec<Event> = new_events
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, kind)| Event {
+                        id: first + i as EventId,
+                        time: out.time,
+                        kind,
+                    })
+                    .collect();
+                let r = run_id.clone();
+                if let Err(e) = inner.executor.call(move |s| s.committed(&r, &committed)) {
+                    warn!(error = %e, "cached run disagreed with its committed events; evicted");
+                }
+                return;
+            }
+            Err(StoreError::Conflict { .. }) => {
+                evict(inner, &run_id);
+                continue;
+            }
+            Err(e @ (StoreError::LeaseLost { .. } | StoreError::RunClosed { .. })) => {
+                debug!(error = %e, "task superseded");
+                evict(inner, &run_id);
+                return;
+            }
+            Err(e) => {
+                evict(inner, &run_id);
+                warn!(error = %e, "committing the workflow task failed; it will be retried when its lease expires");
+                return;
+            }
+        }
+    }
+    warn!("workflow task kept conflicting with concurrent appends; leaving it for a later attempt");
+}
+
+fn evict(inner: &Inner, run_id: &RunId) {
+    let r = run_id.clone();
+    inner.executor.call(move |s| s.evict(&r));
+}
+
+async fn complete_only(inner: &Inner, run_id: &RunId, trigger: &Trigger) -> Result<(), StoreError> {
+    let t = trigger.task();
+    let mut req =
+        AppendRequest::new(run_id.clone(), inner.clock.now()).complete(t.task.key.clone(), t.token);
+    if let Some(a) = trigger.attempt() {
+        req = req.attempt(a);
+    }
+    inner.store.append(req).await.map(|_| ())
+}
+
+/// The tasks that new events cause: an activity task per scheduled activity, a timer task per
+/// timer, deletions for cancelled ones.
+pub(crate) fn task_ops(
+    run_id: &RunId,
+    workflow_id: &str,
+    now: Timestamp,
+    events: &[EventKind],
+) -> Vec<TaskOp> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            EventKind::ActivityScheduled {
+                seq,
+                activity_type,
+                input,
+                options,
+            } => Some(TaskOp::Upsert(Task {
+                key: TaskKey::activity(run_id, *seq),
+                run_id: run_id.clone(),
+                visible_at: now,
+                lease_duration: options.lease_duration(),
+                kind: TaskKind::Activity(Box::new(ActivityTask {
+                    workflow_id: workflow_id.to_string(),
+                    seq: *seq,
+                    activity_type: activity_type.clone(),
+                    input: input.clone(),
+                    options: options.clone(),
+                    attempt: 1,
+                    scheduled_at: now,
+                    last_error: None,
+                    heartbeat: None,
+                    heartbeat_at: None,
+                })),
+            })),
+            EventKind::TimerStarted { seq, fire_at } => Some(TaskOp::Upsert(Task {
+                key: TaskKey::timer(run_id, *seq),
+                run_id: run_id.clone(),
+                visible_at: *fire_at,
+                lease_duration: Duration::from_secs(60),
+                kind: TaskKind::Timer { seq: *seq },
+            })),
+            EventKind::ActivityCancelled { seq } => {
+                Some(TaskOp::Delete(TaskKey::activity(run_id, *seq)))
+            }
+            EventKind::TimerCancelled { seq } => Some(TaskOp::Delete(TaskKey::timer(run_id, *seq))),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The run's code could not be advanced. Keep everything, mark the run stuck with the reason,
+/// and try again later: a fixed and restarted worker resumes it.
+async fn on_task_failure(inner: &Inner, run_id: &RunId, trigger: Trigger, err: WorkflowTaskError) {
+    warn!(error = %err, "workflow task failed; the run is stuck until the cause is fixed");
+    let now = inner.clock.now();
+    let msg = err.to_string();
+    let t = trigger.task().clone();
+    let req = match trigger {
+        Trigger::Workflow { failures, .. } => {
+            let mut next = Task::workflow(run_id, now.add(task_retry_backoff(failures)));
+            next.kind = TaskKind::Workflow {
+                failures: failures + 1,
+            };
+            AppendRequest::new(run_id.clone(), now).task_op(TaskOp::Upsert(next))
+        }
+        Trigger::Timer { .. } => {
+            let mut again = t.task.clone();
+            again.visible_at = now.add(task_retry_backoff(4));
+            AppendRequest::new(run_id.clone(), now).task_op(TaskOp::Upsert(again))
+        }
+        Trigger::Activity {
+            inputs, attempt, ..
+        } => {
+            // The outcome must not be lost: record it; the workflow task processes it later.
+            let mut wt = Task::workflow(run_id, now.add(task_retry_backoff(0)));
+            wt.kind = TaskKind::Workflow { failures: 1 };
+            AppendRequest::new(run_id.clone(), now)
+                .events(inputs)
+                .task_op(TaskOp::Upsert(wt))
+                .attempt(attempt)
+        }
+    };
+    let req = req
+        .complete(t.task.key.clone(), t.token)
+        .task_failure(Some(msg));
+    if let Err(e) = inner.store.append(req).await {
+        warn!(error = %e, "recording the workflow task failure failed");
+    }
+}

@@ -1,0 +1,253 @@
+//! The workflow context: everything workflow code may do, all of it recorded.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::activity::Activity;
+use crate::history::ActivityFailure;
+use crate::ids::{RunId, Seq};
+use crate::options::ActivityOptions;
+use crate::payload::Payload;
+use crate::replay::{Command, Resolution, RunState};
+use crate::time::Timestamp;
+use crate::workflow::WorkflowError;
+
+/// The workflow was cancelled while this future was pending.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("cancelled")]
+pub struct Cancelled;
+
+/// Workflow code's handle on the engine. Cheap to clone; every method is deterministic on
+/// replay.
+#[derive(Clone)]
+pub struct WorkflowContext {
+    pub(crate) state: Rc<RefCell<RunState>>,
+}
+
+impl WorkflowContext {
+    /// The workflow id.
+    pub fn workflow_id(&self) -> String {
+        self.state.borrow().workflow_id.clone()
+    }
+
+    /// The run id.
+    pub fn run_id(&self) -> RunId {
+        self.state.borrow().run_id.clone()
+    }
+
+    /// Deterministic current time: the time of the event that woke the workflow.
+    pub fn now(&self) -> Timestamp {
+        self.state.borrow().now
+    }
+
+    /// A deterministic random number (seeded from the run's history).
+    pub fn random(&self) -> u64 {
+        self.state.borrow_mut().next_random()
+    }
+
+    /// A deterministic random UUID (v4 layout).
+    pub fn uuid(&self) -> uuid::Uuid {
+        let mut s = self.state.borrow_mut();
+        let hi = s.next_random().to_be_bytes();
+        let lo = s.next_random().to_be_bytes();
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&hi);
+        bytes[8..].copy_from_slice(&lo);
+        uuid::Builder::from_random_bytes(bytes).into_uuid()
+    }
+
+    /// Whether a cancellation was requested.
+    pub fn is_cancel_requested(&self) -> bool {
+        self.state.borrow().cancel_requested
+    }
+
+    /// Resolves when cancellation is requested.
+    pub fn cancelled(&self) -> CancelledFuture {
+        CancelledFuture {
+            state: self.state.clone(),
+        }
+    }
+
+    /// Runs `f` once and records its value; replay returns the recorded value without running
+    /// `f`. For small non-deterministic values (a generated id, a config read); do I/O in
+    /// activities.
+    pub fn side_effect<T, F>(&self, f: F) -> Result<T, WorkflowError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> T,
+    {
+        let (seq, recorded) = {
+            let mut s = self.state.borrow_mut();
+            let seq = s.take_seq();
+            (seq, s.recorded_side_effects.remove(&seq))
+        };
+        let value = match recorded {
+            Some(p) => p,
+            None => Payload::encode(&f())?,
+        };
+        let out = value.decode("side effect value")?;
+        self.state
+            .borrow_mut()
+            .issue(Command::RecordSideEffect { seq, value });
+        Ok(out)
+    }
+
+    /// Schedules activity `A` with its default options ([`Activity::options`]).
+    pub fn activity<A: Activity>(&self, input: A::Input) -> ActivityFuture<A::Output> {
+        self.activity_with::<A>(input, A::options())
+    }
+
+    /// Schedules activity `A` with the given options. The command is issued now, in call
+    /// order; await the future for the result.
+    pub fn activity_with<A: Activity>(
+        &self,
+        input: A::Input,
+        options: ActivityOptions,
+    ) -> ActivityFuture<A::Output> {
+        let reject = |reason: String| ActivityFuture {
+            state: self.state.clone(),
+            seq: None,
+            rejected: Some(ActivityFailure::Rejected {
+                activity_type: A::NAME.into(),
+                reason,
+            }),
+            _out: PhantomData,
+        };
+        if let Err(e) = options.validate() {
+            return reject(e.to_string());
+        }
+        let input = match Payload::encode(&input) {
+            Ok(p) => p,
+            Err(e) => return reject(e.to_string()),
+        };
+        let mut s = self.state.borrow_mut();
+        if let Err(e) = input.check_size(
+            &format!("input of activity {}", A::NAME),
+            s.limits.max_payload_bytes,
+        ) {
+            drop(s);
+            return reject(e.to_string());
+        }
+        if s.pending.len() >= s.limits.max_pending_per_run {
+            let max = s.limits.max_pending_per_run;
+            drop(s);
+            return reject(format!("the run already has {max} pending activities and timers (Limits::max_pending_per_run)"));
+        }
+        let seq = s.take_seq();
+        s.issue(Command::ScheduleActivity {
+            seq,
+            activity_type: A::NAME.into(),
+            input,
+            options,
+        });
+        drop(s);
+        ActivityFuture {
+            state: self.state.clone(),
+            seq: Some(seq),
+            rejected: None,
+            _out: PhantomData,
+        }
+    }
+
+    /// A durable timer: resolves after `d` of workflow time, across restarts. Fails with
+    /// [`Cancelled`] when the workflow is cancelled first.
+    pub fn sleep(&self, d: Duration) -> TimerFuture {
+        let mut s = self.state.borrow_mut();
+        let seq = s.take_seq();
+        let fire_at = s.now.add(d);
+        s.issue(Command::StartTimer { seq, fire_at });
+        TimerFuture {
+            state: self.state.clone(),
+            seq,
+        }
+    }
+}
+
+/// The pending result of an activity.
+#[must_use = "an activity's result is only observed when awaited"]
+pub struct ActivityFuture<O> {
+    state: Rc<RefCell<RunState>>,
+    seq: Option<Seq>,
+    rejected: Option<ActivityFailure>,
+    _out: PhantomData<fn() -> O>,
+}
+
+impl<O> Unpin for ActivityFuture<O> {}
+
+impl<O: DeserializeOwned> Future for ActivityFuture<O> {
+    type Output = Result<O, ActivityFailure>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Some(f) = self.rejected.take() {
+            return Poll::Ready(Err(f));
+        }
+        let Some(seq) = self.seq else {
+            return Poll::Pending;
+        };
+        let mut s = self.state.borrow_mut();
+        match s.take_resolution(seq, cx.waker()) {
+            Some(Resolution::Activity {
+                activity_type,
+                result,
+            }) => Poll::Ready(match result {
+                Ok(p) => p
+                    .decode(&format!("result of activity {activity_type}"))
+                    .map_err(|e| ActivityFailure::Failed {
+                        activity_type,
+                        attempts: 0,
+                        error: crate::ActivityError::non_retryable("PayloadDecode", e.to_string()),
+                    }),
+                Err(f) => Err(f),
+            }),
+            Some(_) | None => Poll::Pending,
+        }
+    }
+}
+
+/// A pending durable timer.
+#[must_use = "a timer only delays code that awaits it"]
+pub struct TimerFuture {
+    state: Rc<RefCell<RunState>>,
+    seq: Seq,
+}
+
+impl Future for TimerFuture {
+    type Output = Result<(), Cancelled>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut s = self.state.borrow_mut();
+        match s.take_resolution(self.seq, cx.waker()) {
+            Some(Resolution::Timer { fired }) => {
+                Poll::Ready(if fired { Ok(()) } else { Err(Cancelled) })
+            }
+            Some(_) | None => Poll::Pending,
+        }
+    }
+}
+
+/// Resolves when the workflow's cancellation is requested.
+pub struct CancelledFuture {
+    state: Rc<RefCell<RunState>>,
+}
+
+impl Future for CancelledFuture {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut s = self.state.borrow_mut();
+        if s.cancel_requested {
+            Poll::Ready(())
+        } else {
+            s.cancel_wakers.push(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+}
