@@ -83,22 +83,12 @@ pub struct ActivityError {
 impl ActivityError {
     /// An error that another attempt may fix (timeouts, 5xx, connection refused).
     pub fn retryable(error_type: impl Into<String>, message: impl Into<String>) -> Self {
-        ActivityError {
-            error_type: error_type.into(),
-            message: message.into(),
-            retryable: true,
-            details: None,
-        }
+        ActivityError { error_type: error_type.into(), message: message.into(), retryable: true, details: None }
     }
 
     /// An error that no attempt will fix (bad input, a business rule).
     pub fn non_retryable(error_type: impl Into<String>, message: impl Into<String>) -> Self {
-        ActivityError {
-            error_type: error_type.into(),
-            message: message.into(),
-            retryable: false,
-            details: None,
-        }
+        ActivityError { error_type: error_type.into(), message: message.into(), retryable: false, details: None }
     }
 
     /// Attaches structured details (ignored when they do not serialize).
@@ -164,24 +154,13 @@ pub struct ActivityContext {
 }
 
 impl ActivityContext {
-    pub(crate) fn new(
-        info: ActivityInfo,
-        previous: Option<Payload>,
-        shared: Arc<ActivityShared>,
-    ) -> Self {
-        ActivityContext {
-            info: Arc::new(info),
-            previous,
-            shared,
-        }
+    pub(crate) fn new(info: ActivityInfo, previous: Option<Payload>, shared: Arc<ActivityShared>) -> Self {
+        ActivityContext { info: Arc::new(info), previous, shared }
     }
 
     /// A context for calling an activity directly in a unit test (attempt 1, no heartbeat
     /// recording, never cancelled unless the returned handle says so).
-    pub fn for_test(
-        activity_type: &str,
-        previous_heartbeat: Option<Payload>,
-    ) -> (ActivityContext, TestActivityHandle) {
+    pub fn for_test(activity_type: &str, previous_heartbeat: Option<Payload>) -> (ActivityContext, TestActivityHandle) {
         let shared = Arc::new(ActivityShared::default());
         let info = ActivityInfo {
             workflow_id: "test-workflow".into(),
@@ -192,10 +171,7 @@ impl ActivityContext {
             scheduled_at: Timestamp(0),
             worker: "test".into(),
         };
-        (
-            ActivityContext::new(info, previous_heartbeat, shared.clone()),
-            TestActivityHandle { shared },
-        )
+        (ActivityContext::new(info, previous_heartbeat, shared.clone()), TestActivityHandle { shared })
     }
 
     /// Facts about this attempt.
@@ -226,9 +202,7 @@ impl ActivityContext {
 
     /// The details of the last heartbeat recorded by an earlier attempt, to resume from.
     pub fn last_heartbeat<T: DeserializeOwned>(&self) -> Option<T> {
-        self.previous
-            .as_ref()
-            .and_then(|p| p.decode("heartbeat details").ok())
+        self.previous.as_ref().and_then(|p| p.decode("heartbeat details").ok())
     }
 
     /// Whether the activity was cancelled (the workflow was cancelled, the attempt timed out,
@@ -257,11 +231,7 @@ pub struct TestActivityHandle {
 impl TestActivityHandle {
     /// The details of the latest heartbeat.
     pub fn last_heartbeat(&self) -> Option<Payload> {
-        self.shared
-            .latest
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.shared.latest.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Cancels the activity.

@@ -10,8 +10,7 @@ use crate::ids::{validate_id, RunId};
 use crate::options::Limits;
 use crate::payload::Payload;
 use crate::store::{
-    AppendRequest, AttemptRecord, NewRun, PendingTask, RunFilter, RunInfo, RunStatus, Store, Task,
-    TaskOp,
+    AppendRequest, AttemptRecord, NewRun, PendingTask, RunFilter, RunInfo, RunStatus, Store, Task, TaskOp,
 };
 use crate::time::{Clock, SystemClock};
 use crate::workflow::Workflow;
@@ -72,12 +71,7 @@ impl Client {
     /// worker knows the workflow type; clients from [`Worker::client`](crate::Worker::client)
     /// can.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Client {
-            store,
-            clock: Arc::new(SystemClock),
-            limits: Limits::default(),
-            registered: None,
-        }
+        Client { store, clock: Arc::new(SystemClock), limits: Limits::default(), registered: None }
     }
 
     /// Uses `clock`.
@@ -116,11 +110,7 @@ impl Client {
             if !reg.iter().any(|t| t == W::NAME) {
                 return Err(StartError::UnknownWorkflowType {
                     workflow_type: W::NAME.into(),
-                    registered: if reg.is_empty() {
-                        "none".into()
-                    } else {
-                        reg.join(", ")
-                    },
+                    registered: if reg.is_empty() { "none".into() } else { reg.join(", ") },
                 });
             }
         }
@@ -155,17 +145,11 @@ impl Client {
         };
         match self.store.create_run(run).await {
             Ok(()) => Ok(self.handle_for_run(workflow_id, Some(run_id))),
-            Err(StoreError::AlreadyExists {
-                workflow_id,
-                run_id,
-            }) => {
+            Err(StoreError::AlreadyExists { workflow_id, run_id }) => {
                 if options.idempotent {
                     Ok(self.handle_for_run(&workflow_id, Some(run_id)))
                 } else {
-                    Err(StartError::AlreadyStarted {
-                        workflow_id,
-                        run_id,
-                    })
+                    Err(StartError::AlreadyStarted { workflow_id, run_id })
                 }
             }
             Err(e) => Err(e.into()),
@@ -177,31 +161,16 @@ impl Client {
         self.handle_for_run(workflow_id, None)
     }
 
-    fn handle_for_run<W: Workflow>(
-        &self,
-        workflow_id: &str,
-        run_id: Option<RunId>,
-    ) -> WorkflowHandle<W> {
-        WorkflowHandle {
-            client: self.clone(),
-            workflow_id: workflow_id.to_string(),
-            run_id,
-            _w: PhantomData,
-        }
+    fn handle_for_run<W: Workflow>(&self, workflow_id: &str, run_id: Option<RunId>) -> WorkflowHandle<W> {
+        WorkflowHandle { client: self.clone(), workflow_id: workflow_id.to_string(), run_id, _w: PhantomData }
     }
 
-    async fn run_info(
-        &self,
-        workflow_id: &str,
-        run_id: Option<&RunId>,
-    ) -> Result<RunInfo, ControlError> {
+    async fn run_info(&self, workflow_id: &str, run_id: Option<&RunId>) -> Result<RunInfo, ControlError> {
         let found = match run_id {
             Some(r) => self.store.get_run(r).await?,
             None => self.store.current_run(workflow_id).await?,
         };
-        found.ok_or_else(|| ControlError::NotFound {
-            workflow_id: workflow_id.to_string(),
-        })
+        found.ok_or_else(|| ControlError::NotFound { workflow_id: workflow_id.to_string() })
     }
 
     /// Describes the latest run of `workflow_id`.
@@ -209,11 +178,7 @@ impl Client {
         let info = self.run_info(workflow_id, None).await?;
         let pending = self.store.list_tasks(&info.run_id).await?;
         let attempts = self.store.list_attempts(&info.run_id).await?;
-        Ok(Description {
-            info,
-            pending,
-            attempts,
-        })
+        Ok(Description { info, pending, attempts })
     }
 
     /// The history of the latest run of `workflow_id`.
@@ -229,11 +194,7 @@ impl Client {
 
     /// Requests cancellation: the workflow's pending activities and timers fail with
     /// `Cancelled`, it may run cleanup, then it ends cancelled.
-    pub async fn cancel(
-        &self,
-        workflow_id: &str,
-        reason: Option<String>,
-    ) -> Result<(), ControlError> {
+    pub async fn cancel(&self, workflow_id: &str, reason: Option<String>) -> Result<(), ControlError> {
         let info = self.open_run(workflow_id).await?;
         let now = self.clock.now();
         let req = AppendRequest::new(info.run_id.clone(), now)
@@ -245,29 +206,26 @@ impl Client {
     /// Terminates the run at once, recording `reason`; no workflow code runs after it.
     pub async fn terminate(&self, workflow_id: &str, reason: &str) -> Result<(), ControlError> {
         let info = self.open_run(workflow_id).await?;
-        let req = AppendRequest::new(info.run_id.clone(), self.clock.now()).events([
-            EventKind::WorkflowTerminated {
-                reason: reason.to_string(),
-            },
-        ]);
-        self.append_control(workflow_id, req).await
+        match crate::worker::terminate(&*self.store, &info.run_id, reason.to_string(), self.clock.now()).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::RunClosed { .. }) => {
+                let info = self.run_info(workflow_id, None).await?;
+                Err(ControlError::AlreadyClosed {
+                    workflow_id: workflow_id.to_string(),
+                    status: info.status.to_string(),
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Sends signal `name` with `payload` to the open run of `workflow_id`.
-    pub async fn signal_raw(
-        &self,
-        workflow_id: &str,
-        name: &str,
-        payload: Payload,
-    ) -> Result<(), ControlError> {
+    pub async fn signal_raw(&self, workflow_id: &str, name: &str, payload: Payload) -> Result<(), ControlError> {
         payload.check_size("signal payload", self.limits.max_payload_bytes)?;
         let info = self.open_run(workflow_id).await?;
         let now = self.clock.now();
         let req = AppendRequest::new(info.run_id.clone(), now)
-            .events([EventKind::SignalReceived {
-                name: name.to_string(),
-                payload,
-            }])
+            .events([EventKind::SignalReceived { name: name.to_string(), payload }])
             .task_op(TaskOp::Upsert(Task::workflow(&info.run_id, now)));
         self.append_control(workflow_id, req).await
     }
@@ -283,11 +241,7 @@ impl Client {
         Ok(info)
     }
 
-    async fn append_control(
-        &self,
-        workflow_id: &str,
-        req: AppendRequest,
-    ) -> Result<(), ControlError> {
+    async fn append_control(&self, workflow_id: &str, req: AppendRequest) -> Result<(), ControlError> {
         match self.store.append(req).await {
             Ok(_) => Ok(()),
             Err(StoreError::RunClosed { .. }) => {
@@ -302,15 +256,8 @@ impl Client {
     }
 
     /// Waits until the run closes and returns its info.
-    pub async fn wait_closed(
-        &self,
-        workflow_id: &str,
-        run_id: Option<&RunId>,
-    ) -> Result<RunInfo, ControlError> {
-        let notify = self
-            .store
-            .notifier()
-            .unwrap_or_else(|| Arc::new(tokio::sync::Notify::new()));
+    pub async fn wait_closed(&self, workflow_id: &str, run_id: Option<&RunId>) -> Result<RunInfo, ControlError> {
+        let notify = self.store.notifier().unwrap_or_else(|| Arc::new(tokio::sync::Notify::new()));
         loop {
             let notified = notify.notified();
             tokio::pin!(notified);
@@ -359,16 +306,10 @@ impl<W: Workflow> WorkflowHandle<W> {
 
     /// Waits for the run to finish and returns its typed result.
     pub async fn result(&self) -> Result<W::Output, ResultError> {
-        let info = self
-            .client
-            .wait_closed(&self.workflow_id, self.run_id.as_ref())
-            .await
-            .map_err(|e| match e {
-                ControlError::Store(s) => ResultError::Store(s),
-                other => ResultError::Store(StoreError::NotFound {
-                    what: other.to_string(),
-                }),
-            })?;
+        let info = self.client.wait_closed(&self.workflow_id, self.run_id.as_ref()).await.map_err(|e| match e {
+            ControlError::Store(s) => ResultError::Store(s),
+            other => ResultError::Store(StoreError::NotFound { what: other.to_string() }),
+        })?;
         let wid = self.workflow_id.clone();
         match info.status {
             RunStatus::Completed => {
@@ -377,9 +318,7 @@ impl<W: Workflow> WorkflowHandle<W> {
             }
             RunStatus::Failed => Err(ResultError::Failed {
                 workflow_id: wid,
-                failure: info.failure.unwrap_or_else(|| {
-                    crate::error::Failure::new("Unknown", "no failure recorded")
-                }),
+                failure: info.failure.unwrap_or_else(|| crate::error::Failure::new("Unknown", "no failure recorded")),
             }),
             RunStatus::Cancelled => Err(ResultError::Cancelled { workflow_id: wid }),
             RunStatus::Terminated => Err(ResultError::Terminated {

@@ -134,7 +134,9 @@ pub enum StoreError {
         supported: u32,
     },
     /// The store is held by another process.
-    #[error("store at {path} is in use by another process; stop it, or inspect it through that process's admin endpoint")]
+    #[error(
+        "store at {path} is in use by another process; stop it, or inspect it through that process's admin endpoint"
+    )]
     InUse {
         /// The path.
         path: String,
@@ -179,12 +181,7 @@ pub struct Failure {
 impl Failure {
     /// A failure without details or cause.
     pub fn new(error_type: impl Into<String>, message: impl Into<String>) -> Failure {
-        Failure {
-            error_type: error_type.into(),
-            message: message.into(),
-            details: None,
-            cause: None,
-        }
+        Failure { error_type: error_type.into(), message: message.into(), details: None, cause: None }
     }
 
     /// The chain from this failure down to the root cause.

@@ -43,11 +43,7 @@ pub fn validate_id(kind: &'static str, id: &str, max: usize) -> Result<(), IdErr
         return Err(IdError::Empty { kind });
     }
     if id.len() > max {
-        return Err(IdError::TooLong {
-            kind,
-            len: id.len(),
-            max,
-        });
+        return Err(IdError::TooLong { kind, len: id.len(), max });
     }
     if let Some(c) = id.chars().find(|c| c.is_control()) {
         return Err(IdError::ControlCharacter { kind, ch: c as u32 });
@@ -62,18 +58,9 @@ mod tests {
     #[test]
     fn rejects_bad_ids() {
         assert!(validate_id("workflow id", "order-1", 1000).is_ok());
-        assert!(matches!(
-            validate_id("workflow id", "", 1000),
-            Err(IdError::Empty { .. })
-        ));
+        assert!(matches!(validate_id("workflow id", "", 1000), Err(IdError::Empty { .. })));
         let long = "x".repeat(1001);
-        assert!(matches!(
-            validate_id("workflow id", &long, 1000),
-            Err(IdError::TooLong { len: 1001, .. })
-        ));
-        assert!(matches!(
-            validate_id("workflow id", "a\0b", 1000),
-            Err(IdError::ControlCharacter { ch: 0, .. })
-        ));
+        assert!(matches!(validate_id("workflow id", &long, 1000), Err(IdError::TooLong { len: 1001, .. })));
+        assert!(matches!(validate_id("workflow id", "a\0b", 1000), Err(IdError::ControlCharacter { ch: 0, .. })));
     }
 }

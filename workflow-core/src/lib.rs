@@ -69,17 +69,17 @@ mod workflow;
 pub use activity::{Activity, ActivityContext, ActivityError, ActivityInfo, TestActivityHandle};
 pub use client::{Client, Description, StartOptions, WorkflowHandle};
 pub use error::{
-    ControlError, Error, Failure, IdError, NondeterminismError, OptionsError, PayloadError,
-    ResultError, StartError, StoreError, WorkerError, WorkflowTaskError,
+    ControlError, Error, Failure, IdError, NondeterminismError, OptionsError, PayloadError, ResultError, StartError,
+    StoreError, WorkerError, WorkflowTaskError,
 };
-pub use history::{ActivityFailure, Event, EventKind, TimeoutKind};
+pub use history::{ActivityFailure, ChildEnd, ChildFailure, Event, EventKind, TimeoutKind};
 pub use ids::{validate_id, EventId, RunId, Seq};
 pub use options::{ActivityOptions, Limits};
 pub use payload::Payload;
-pub use policy::{NextRetry, RetryPolicy};
+pub use policy::{NextRetry, ParentClosePolicy, RetryPolicy};
 pub use time::{Clock, SystemClock, Timestamp};
 pub use worker::{RunningWorker, Worker, WorkerOptions};
 pub use workflow::{
-    ActivityFuture, Cancelled, CancelledFuture, TimerFuture, Workflow, WorkflowContext,
-    WorkflowError,
+    ActivityFuture, Cancelled, CancelledFuture, ChildFuture, ChildWorkflowOptions, TimerFuture, Workflow,
+    WorkflowContext, WorkflowError,
 };

@@ -95,10 +95,7 @@ impl ActivityOptions {
             ("heartbeat_timeout", self.heartbeat_timeout),
         ] {
             if v == Some(Duration::ZERO) {
-                return Err(OptionsError {
-                    option: name,
-                    reason: "must be above zero (or unset)".into(),
-                });
+                return Err(OptionsError { option: name, reason: "must be above zero (or unset)".into() });
             }
         }
         if self.start_to_close_timeout.is_none() && self.schedule_to_close_timeout.is_none() {

@@ -14,11 +14,7 @@ pub struct Payload(serde_json::Value);
 impl Payload {
     /// Serializes `value`.
     pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Payload, PayloadError> {
-        serde_json::to_value(value)
-            .map(Payload)
-            .map_err(|e| PayloadError::Encode {
-                reason: e.to_string(),
-            })
+        serde_json::to_value(value).map(Payload).map_err(|e| PayloadError::Encode { reason: e.to_string() })
     }
 
     /// Deserializes into `T`; `what` names the value in the error ("input of activity X").
@@ -67,11 +63,7 @@ impl Payload {
     pub fn check_size(&self, what: &str, limit: usize) -> Result<(), PayloadError> {
         let size = self.encoded_len();
         if size > limit {
-            return Err(PayloadError::TooLarge {
-                what: what.to_string(),
-                size,
-                limit,
-            });
+            return Err(PayloadError::TooLarge { what: what.to_string(), size, limit });
         }
         Ok(())
     }
@@ -99,9 +91,6 @@ mod tests {
         assert_eq!(p.decode::<Vec<i32>>("x").unwrap(), vec![1, 2, 3]);
         let err = p.decode::<String>("input of activity a").unwrap_err();
         assert!(err.to_string().contains("input of activity a"), "{err}");
-        assert!(matches!(
-            p.check_size("x", 3),
-            Err(PayloadError::TooLarge { size: 7, .. })
-        ));
+        assert!(matches!(p.check_size("x", 3), Err(PayloadError::TooLarge { size: 7, .. })));
     }
 }

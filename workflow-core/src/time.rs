@@ -7,19 +7,14 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 /// Milliseconds since the Unix epoch. Event times, visibility times and deadlines use it.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Timestamp(pub u64);
 
 impl Timestamp {
     /// The timestamp `d` later, saturating.
     pub fn add(self, d: Duration) -> Timestamp {
-        Timestamp(
-            self.0
-                .saturating_add(d.as_millis().min(u64::MAX as u128) as u64),
-        )
+        Timestamp(self.0.saturating_add(d.as_millis().min(u64::MAX as u128) as u64))
     }
 
     /// Time from `earlier` to `self`, zero when `earlier` is later.
@@ -80,9 +75,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
-        let d = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
+        let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         Timestamp(d.as_millis() as u64)
     }
 
@@ -117,9 +110,7 @@ pub(crate) mod opt_duration_ms {
         }
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Duration>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
     }
 }
@@ -131,18 +122,12 @@ mod tests {
     #[test]
     fn formats_iso8601() {
         assert_eq!(Timestamp(0).to_string(), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            Timestamp(1_767_225_600_123).to_string(),
-            "2026-01-01T00:00:00.123Z"
-        );
+        assert_eq!(Timestamp(1_767_225_600_123).to_string(), "2026-01-01T00:00:00.123Z");
     }
 
     #[test]
     fn add_and_since_saturate() {
-        assert_eq!(
-            Timestamp(u64::MAX).add(Duration::from_secs(1)),
-            Timestamp(u64::MAX)
-        );
+        assert_eq!(Timestamp(u64::MAX).add(Duration::from_secs(1)), Timestamp(u64::MAX));
         assert_eq!(Timestamp(5).since(Timestamp(10)), Duration::ZERO);
     }
 }

@@ -7,6 +7,7 @@ use crate::error::Failure;
 use crate::ids::{EventId, RunId, Seq};
 use crate::options::ActivityOptions;
 use crate::payload::Payload;
+use crate::policy::ParentClosePolicy;
 use crate::time::Timestamp;
 
 /// One entry of a run's history. Ids start at 1 and increase by one; times never go back.
@@ -118,19 +119,13 @@ impl ActivityFailure {
     pub fn to_failure(&self) -> Failure {
         let (error_type, cause) = match self {
             ActivityFailure::Failed { error, .. } => ("ActivityFailed", Some(error.to_failure())),
-            ActivityFailure::TimedOut { last_error, .. } => (
-                "ActivityTimedOut",
-                last_error.as_ref().map(ActivityError::to_failure),
-            ),
+            ActivityFailure::TimedOut { last_error, .. } => {
+                ("ActivityTimedOut", last_error.as_ref().map(ActivityError::to_failure))
+            }
             ActivityFailure::Cancelled { .. } => ("ActivityCancelled", None),
             ActivityFailure::Rejected { .. } => ("ActivityRejected", None),
         };
-        Failure {
-            error_type: error_type.into(),
-            message: self.to_string(),
-            details: None,
-            cause: cause.map(Box::new),
-        }
+        Failure { error_type: error_type.into(), message: self.to_string(), details: None, cause: cause.map(Box::new) }
     }
 }
 
@@ -225,6 +220,47 @@ pub enum EventKind {
         /// The value.
         value: Payload,
     },
+    /// Workflow code asked for a child workflow.
+    ChildWorkflowInitiated {
+        /// Command position.
+        seq: Seq,
+        /// The child's workflow type.
+        workflow_type: String,
+        /// The child's workflow id.
+        workflow_id: String,
+        /// Its input.
+        input: Payload,
+        /// What happens to it when this run closes.
+        parent_close_policy: ParentClosePolicy,
+    },
+    /// The child run was created.
+    ChildWorkflowStarted {
+        /// Command position.
+        seq: Seq,
+        /// The child's run.
+        run_id: RunId,
+    },
+    /// The child could not be started (its id is in use by another open run).
+    ChildWorkflowStartFailed {
+        /// Command position.
+        seq: Seq,
+        /// Why.
+        reason: String,
+    },
+    /// The child completed.
+    ChildWorkflowCompleted {
+        /// Command position.
+        seq: Seq,
+        /// Its result.
+        result: Payload,
+    },
+    /// The child failed, was cancelled or terminated.
+    ChildWorkflowFailed {
+        /// Command position.
+        seq: Seq,
+        /// How it ended.
+        failure: ChildFailure,
+    },
     /// A client asked for the run to be cancelled.
     CancelRequested {
         /// Why, if the caller said.
@@ -263,7 +299,8 @@ impl EventKind {
         match self {
             EventKind::ActivityScheduled { seq, .. }
             | EventKind::TimerStarted { seq, .. }
-            | EventKind::SideEffectRecorded { seq, .. } => Some(*seq),
+            | EventKind::SideEffectRecorded { seq, .. }
+            | EventKind::ChildWorkflowInitiated { seq, .. } => Some(*seq),
             _ => None,
         }
     }
@@ -307,6 +344,11 @@ impl EventKind {
             EventKind::TimerFired { .. } => "TimerFired",
             EventKind::TimerCancelled { .. } => "TimerCancelled",
             EventKind::SideEffectRecorded { .. } => "SideEffectRecorded",
+            EventKind::ChildWorkflowInitiated { .. } => "ChildWorkflowInitiated",
+            EventKind::ChildWorkflowStarted { .. } => "ChildWorkflowStarted",
+            EventKind::ChildWorkflowStartFailed { .. } => "ChildWorkflowStartFailed",
+            EventKind::ChildWorkflowCompleted { .. } => "ChildWorkflowCompleted",
+            EventKind::ChildWorkflowFailed { .. } => "ChildWorkflowFailed",
             EventKind::CancelRequested { .. } => "CancelRequested",
             EventKind::SignalReceived { .. } => "SignalReceived",
             EventKind::WorkflowCompleted { .. } => "WorkflowCompleted",
@@ -319,16 +361,71 @@ impl EventKind {
     /// A short description for errors and tables: the name and the identifying fields.
     pub fn describe(&self) -> String {
         match self {
-            EventKind::ActivityScheduled {
-                seq, activity_type, ..
-            } => {
+            EventKind::ActivityScheduled { seq, activity_type, .. } => {
                 format!("ActivityScheduled(seq {seq}, {activity_type})")
             }
             EventKind::TimerStarted { seq, fire_at } => {
                 format!("TimerStarted(seq {seq}, fires {fire_at})")
             }
             EventKind::SideEffectRecorded { seq, .. } => format!("SideEffectRecorded(seq {seq})"),
+            EventKind::ChildWorkflowInitiated { seq, workflow_type, workflow_id, .. } => {
+                format!("ChildWorkflowInitiated(seq {seq}, {workflow_type}, id {workflow_id})")
+            }
             other => other.name().to_string(),
+        }
+    }
+}
+
+/// How a child run ended without a result, as its parent sees it. Convert it into a
+/// [`WorkflowError`](crate::WorkflowError) with `?` to propagate, or match on it to carry on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[error("child workflow {workflow_type} (id {workflow_id}) {}", describe_child_end(.kind, .cause.as_ref()))]
+pub struct ChildFailure {
+    /// The child's workflow id.
+    pub workflow_id: String,
+    /// The child's workflow type.
+    pub workflow_type: String,
+    /// How it ended.
+    pub kind: ChildEnd,
+    /// The child's recorded failure (its cause chain), when it failed.
+    pub cause: Option<Failure>,
+}
+
+/// How a child ended, or why it never started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChildEnd {
+    /// It failed.
+    Failed,
+    /// It was cancelled.
+    Cancelled,
+    /// It was terminated.
+    Terminated,
+    /// It could not be started.
+    StartFailed,
+}
+
+fn describe_child_end(kind: &ChildEnd, cause: Option<&Failure>) -> String {
+    let what = match kind {
+        ChildEnd::Failed => "failed",
+        ChildEnd::Cancelled => "was cancelled",
+        ChildEnd::Terminated => "was terminated",
+        ChildEnd::StartFailed => "could not start",
+    };
+    match cause {
+        Some(c) => format!("{what}: {c}"),
+        None => what.to_string(),
+    }
+}
+
+impl ChildFailure {
+    /// As a recorded [`Failure`] whose cause is the child's failure.
+    pub fn to_failure(&self) -> Failure {
+        Failure {
+            error_type: "ChildWorkflowFailed".into(),
+            message: self.to_string(),
+            details: None,
+            cause: self.cause.clone().map(Box::new),
         }
     }
 }

@@ -2,7 +2,51 @@
 
 mod event;
 
-pub use event::{ActivityFailure, Event, EventKind, ParentRef, TimeoutKind};
+pub use event::{ActivityFailure, ChildEnd, ChildFailure, Event, EventKind, ParentRef, TimeoutKind};
+
+use crate::ids::{RunId, Seq};
+use crate::policy::ParentClosePolicy;
+
+/// A child run that was started and has not reported its end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenChild {
+    /// Command position in the parent.
+    pub seq: Seq,
+    /// The child's workflow id.
+    pub workflow_id: String,
+    /// The child's run.
+    pub run_id: RunId,
+    /// Its parent-close policy.
+    pub policy: ParentClosePolicy,
+}
+
+/// The children a history started that have not ended, in start order.
+pub fn open_children<'a>(events: impl IntoIterator<Item = &'a EventKind>) -> Vec<OpenChild> {
+    let mut initiated = std::collections::HashMap::new();
+    let mut open: Vec<OpenChild> = Vec::new();
+    for e in events {
+        match e {
+            EventKind::ChildWorkflowInitiated { seq, workflow_id, parent_close_policy, .. } => {
+                initiated.insert(*seq, (workflow_id.clone(), *parent_close_policy));
+            }
+            EventKind::ChildWorkflowStarted { seq, run_id } => {
+                if let Some((workflow_id, policy)) = initiated.get(seq) {
+                    open.push(OpenChild {
+                        seq: *seq,
+                        workflow_id: workflow_id.clone(),
+                        run_id: run_id.clone(),
+                        policy: *policy,
+                    });
+                }
+            }
+            EventKind::ChildWorkflowCompleted { seq, .. } | EventKind::ChildWorkflowFailed { seq, .. } => {
+                open.retain(|c| c.seq != *seq);
+            }
+            _ => {}
+        }
+    }
+    open
+}
 
 use crate::ids::EventId;
 
@@ -19,12 +63,7 @@ pub struct InvariantViolation {
 /// Checks a history's invariants: it starts with `WorkflowStarted` at id 1, ids increase by
 /// one, times never go back, and at most one terminal event, which is the last.
 pub fn check_invariants(events: &[Event]) -> Result<(), InvariantViolation> {
-    let fail = |event_id, reason: &str| {
-        Err(InvariantViolation {
-            event_id,
-            reason: reason.into(),
-        })
-    };
+    let fail = |event_id, reason: &str| Err(InvariantViolation { event_id, reason: reason.into() });
     let mut prev: Option<&Event> = None;
     for e in events {
         match prev {

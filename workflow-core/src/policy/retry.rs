@@ -87,35 +87,25 @@ impl RetryPolicy {
 
     /// The effective interval cap.
     pub fn effective_maximum_interval(&self) -> Duration {
-        self.maximum_interval
-            .unwrap_or_else(|| self.initial_interval.saturating_mul(100))
+        self.maximum_interval.unwrap_or_else(|| self.initial_interval.saturating_mul(100))
     }
 
     /// Checks the values.
     pub fn validate(&self) -> Result<(), OptionsError> {
         if self.initial_interval.is_zero() {
-            return Err(OptionsError {
-                option: "retry_policy.initial_interval",
-                reason: "must be above zero".into(),
-            });
+            return Err(OptionsError { option: "retry_policy.initial_interval", reason: "must be above zero".into() });
         }
         if !(self.backoff_coefficient.is_finite() && self.backoff_coefficient >= 1.0) {
             return Err(OptionsError {
                 option: "retry_policy.backoff_coefficient",
-                reason: format!(
-                    "must be a finite number >= 1.0, got {}",
-                    self.backoff_coefficient
-                ),
+                reason: format!("must be a finite number >= 1.0, got {}", self.backoff_coefficient),
             });
         }
         if let Some(max) = self.maximum_interval {
             if max < self.initial_interval {
                 return Err(OptionsError {
                     option: "retry_policy.maximum_interval",
-                    reason: format!(
-                        "must be at least initial_interval ({:?}), got {max:?}",
-                        self.initial_interval
-                    ),
+                    reason: format!("must be at least initial_interval ({:?}), got {max:?}", self.initial_interval),
                 });
             }
         }
@@ -144,18 +134,8 @@ pub enum NextRetry {
 ///
 /// The interval before attempt `n + 1` is `initial * coefficient^(n - 1)`, capped at the
 /// maximum interval.
-pub fn next_retry(
-    policy: &RetryPolicy,
-    attempt: u32,
-    error_type: &str,
-    retryable: bool,
-) -> NextRetry {
-    if !retryable
-        || policy
-            .non_retryable_error_types
-            .iter()
-            .any(|t| t == error_type)
-    {
+pub fn next_retry(policy: &RetryPolicy, attempt: u32, error_type: &str, retryable: bool) -> NextRetry {
+    if !retryable || policy.non_retryable_error_types.iter().any(|t| t == error_type) {
         return NextRetry::NonRetryable;
     }
     if policy.maximum_attempts != 0 && attempt >= policy.maximum_attempts {
@@ -165,15 +145,8 @@ pub fn next_retry(
     let exp = attempt.saturating_sub(1).min(1024) as i32;
     let factor = policy.backoff_coefficient.max(1.0).powi(exp);
     let secs = policy.initial_interval.as_secs_f64() * factor;
-    let after = if secs.is_finite() && secs < cap.as_secs_f64() {
-        Duration::from_secs_f64(secs)
-    } else {
-        cap
-    };
-    NextRetry::RetryAfter {
-        attempt: attempt + 1,
-        after: after.min(cap),
-    }
+    let after = if secs.is_finite() && secs < cap.as_secs_f64() { Duration::from_secs_f64(secs) } else { cap };
+    NextRetry::RetryAfter { attempt: attempt + 1, after: after.min(cap) }
 }
 
 #[cfg(test)]
@@ -183,23 +156,9 @@ mod tests {
 
     #[test]
     fn temporal_like_schedule() {
-        let p = RetryPolicy::default()
-            .maximum_interval(Duration::from_secs(30))
-            .maximum_attempts(3);
-        assert_eq!(
-            next_retry(&p, 1, "E", true),
-            NextRetry::RetryAfter {
-                attempt: 2,
-                after: Duration::from_secs(1)
-            }
-        );
-        assert_eq!(
-            next_retry(&p, 2, "E", true),
-            NextRetry::RetryAfter {
-                attempt: 3,
-                after: Duration::from_secs(2)
-            }
-        );
+        let p = RetryPolicy::default().maximum_interval(Duration::from_secs(30)).maximum_attempts(3);
+        assert_eq!(next_retry(&p, 1, "E", true), NextRetry::RetryAfter { attempt: 2, after: Duration::from_secs(1) });
+        assert_eq!(next_retry(&p, 2, "E", true), NextRetry::RetryAfter { attempt: 3, after: Duration::from_secs(2) });
         assert_eq!(next_retry(&p, 3, "E", true), NextRetry::AttemptsExhausted);
         assert_eq!(next_retry(&p, 1, "E", false), NextRetry::NonRetryable);
         let p = p.non_retryable("Declined");
@@ -208,18 +167,9 @@ mod tests {
 
     #[test]
     fn validation_rejects_bad_values() {
-        assert!(RetryPolicy::default()
-            .initial_interval(Duration::ZERO)
-            .validate()
-            .is_err());
-        assert!(RetryPolicy::default()
-            .backoff_coefficient(0.5)
-            .validate()
-            .is_err());
-        assert!(RetryPolicy::default()
-            .backoff_coefficient(f64::NAN)
-            .validate()
-            .is_err());
+        assert!(RetryPolicy::default().initial_interval(Duration::ZERO).validate().is_err());
+        assert!(RetryPolicy::default().backoff_coefficient(0.5).validate().is_err());
+        assert!(RetryPolicy::default().backoff_coefficient(f64::NAN).validate().is_err());
         assert!(RetryPolicy::default()
             .initial_interval(Duration::from_secs(10))
             .maximum_interval(Duration::from_secs(1))
@@ -228,13 +178,8 @@ mod tests {
     }
 
     fn policy() -> impl Strategy<Value = RetryPolicy> {
-        (
-            1u64..10_000,
-            1.0f64..10.0,
-            proptest::option::of(1u64..1_000_000),
-            0u32..20,
-        )
-            .prop_map(|(init, coef, max, attempts)| {
+        (1u64..10_000, 1.0f64..10.0, proptest::option::of(1u64..1_000_000), 0u32..20).prop_map(
+            |(init, coef, max, attempts)| {
                 let mut p = RetryPolicy::default()
                     .initial_interval(Duration::from_millis(init))
                     .backoff_coefficient(coef)
@@ -243,7 +188,8 @@ mod tests {
                     p = p.maximum_interval(Duration::from_millis(init.max(m)));
                 }
                 p
-            })
+            },
+        )
     }
 
     proptest! {

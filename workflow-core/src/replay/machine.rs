@@ -12,15 +12,14 @@ use futures::future::LocalBoxFuture;
 
 use super::state::{Command, Resolution, RunState};
 use crate::error::{Failure, NondeterminismError, WorkflowTaskError};
-use crate::history::{Event, EventKind};
+use crate::history::{ChildEnd, ChildFailure, Event, EventKind};
 use crate::ids::{EventId, RunId, Seq};
 use crate::options::Limits;
 use crate::payload::Payload;
 use crate::workflow::{WorkflowContext, WorkflowError};
 
 /// A workflow's code with its types erased: input payload in, result payload out.
-pub type WorkflowFn =
-    fn(WorkflowContext, Payload) -> LocalBoxFuture<'static, Result<Payload, WorkflowError>>;
+pub type WorkflowFn = fn(WorkflowContext, Payload) -> LocalBoxFuture<'static, Result<Payload, WorkflowError>>;
 
 /// What processing events produced.
 #[derive(Debug, Default, PartialEq)]
@@ -98,7 +97,7 @@ impl RunMachine {
     /// Whether command `seq` (an activity or a timer) waits for its outcome.
     pub fn is_pending(&self, seq: Seq) -> bool {
         let s = self.state.borrow();
-        s.is_pending_activity(seq).is_some() || s.is_pending_timer(seq)
+        s.is_pending_activity(seq).is_some() || s.is_pending_timer(seq) || s.pending_child(seq).is_some()
     }
 
     fn run_id(&self) -> RunId {
@@ -110,20 +109,11 @@ impl RunMachine {
     }
 
     fn nondet(&self, event_id: EventId, recorded: String, requested: String) -> WorkflowTaskError {
-        WorkflowTaskError::Nondeterminism(NondeterminismError {
-            run_id: self.run_id(),
-            event_id,
-            recorded,
-            requested,
-        })
+        WorkflowTaskError::Nondeterminism(NondeterminismError { run_id: self.run_id(), event_id, recorded, requested })
     }
 
     fn malformed(&self, event_id: EventId, reason: impl Into<String>) -> WorkflowTaskError {
-        WorkflowTaskError::MalformedHistory {
-            run_id: self.run_id(),
-            event_id,
-            reason: reason.into(),
-        }
+        WorkflowTaskError::MalformedHistory { run_id: self.run_id(), event_id, reason: reason.into() }
     }
 
     /// Applies history events (already applied ones are skipped). Inputs are delivered one
@@ -134,10 +124,7 @@ impl RunMachine {
             if let Some(seq) = e.kind.command_seq() {
                 self.recorded.insert(seq, (e.id, e.kind.clone()));
                 if let EventKind::SideEffectRecorded { value, .. } = &e.kind {
-                    self.state
-                        .borrow_mut()
-                        .recorded_side_effects
-                        .insert(seq, value.clone());
+                    self.state.borrow_mut().recorded_side_effects.insert(seq, value.clone());
                 }
             }
             if e.kind.is_from_workflow_task() {
@@ -152,10 +139,7 @@ impl RunMachine {
                 continue;
             }
             if e.id != self.last_event_id + 1 {
-                return Err(self.malformed(
-                    e.id,
-                    format!("expected event {}, found {}", self.last_event_id + 1, e.id),
-                ));
+                return Err(self.malformed(e.id, format!("expected event {}, found {}", self.last_event_id + 1, e.id)));
             }
             if self.closed {
                 return Err(self.malformed(e.id, "event after the run closed"));
@@ -168,12 +152,7 @@ impl RunMachine {
 
     fn apply_one(&mut self, e: &Event) -> Result<(), WorkflowTaskError> {
         match &e.kind {
-            EventKind::WorkflowStarted {
-                workflow_id,
-                input,
-                seed,
-                ..
-            } => {
+            EventKind::WorkflowStarted { workflow_id, input, seed, .. } => {
                 if e.id != 1 || self.root.is_some() {
                     return Err(self.malformed(e.id, "WorkflowStarted must be the first event"));
                 }
@@ -183,15 +162,14 @@ impl RunMachine {
                     s.seed(*seed);
                     s.now = e.time;
                 }
-                let ctx = WorkflowContext {
-                    state: self.state.clone(),
-                };
+                let ctx = WorkflowContext { state: self.state.clone() };
                 self.root = Some((self.workflow_fn)(ctx, input.clone()));
                 self.drive(e.id)
             }
             EventKind::ActivityScheduled { seq, .. }
             | EventKind::TimerStarted { seq, .. }
-            | EventKind::SideEffectRecorded { seq, .. } => {
+            | EventKind::SideEffectRecorded { seq, .. }
+            | EventKind::ChildWorkflowInitiated { seq, .. } => {
                 if !self.next_seq_issued(*seq) {
                     return Err(self.nondet(
                         e.id,
@@ -207,11 +185,8 @@ impl RunMachine {
                 }
                 Ok(())
             }
-            EventKind::ActivityCompleted { seq, result } => {
-                self.resolve_activity(e, *seq, Ok(result.clone()))
-            }
-            EventKind::ActivityFailed { seq, failure }
-            | EventKind::ActivityTimedOut { seq, failure } => {
+            EventKind::ActivityCompleted { seq, result } => self.resolve_activity(e, *seq, Ok(result.clone())),
+            EventKind::ActivityFailed { seq, failure } | EventKind::ActivityTimedOut { seq, failure } => {
                 self.resolve_activity(e, *seq, Err(failure.clone()))
             }
             EventKind::TimerFired { seq } => {
@@ -219,11 +194,32 @@ impl RunMachine {
                     return Err(self.unexpected_outcome(e, *seq));
                 }
                 self.state.borrow_mut().now = e.time;
-                self.state
-                    .borrow_mut()
-                    .resolve(*seq, Resolution::Timer { fired: true });
+                self.state.borrow_mut().resolve(*seq, Resolution::Timer { fired: true });
                 self.drive(e.id)
             }
+            EventKind::ChildWorkflowStarted { seq, .. } => {
+                if !self.next_seq_issued(*seq) {
+                    return Err(self.unexpected_outcome(e, *seq));
+                }
+                Ok(())
+            }
+            EventKind::ChildWorkflowStartFailed { seq, reason } => {
+                let failure = {
+                    let s = self.state.borrow();
+                    s.pending_child(*seq).map(|(t, id)| ChildFailure {
+                        workflow_id: id.to_string(),
+                        workflow_type: t.to_string(),
+                        kind: ChildEnd::StartFailed,
+                        cause: Some(Failure::new("ChildStartFailed", reason.clone())),
+                    })
+                };
+                match failure {
+                    Some(f) => self.resolve_child(e, *seq, Err(f)),
+                    None => Err(self.unexpected_outcome(e, *seq)),
+                }
+            }
+            EventKind::ChildWorkflowCompleted { seq, result } => self.resolve_child(e, *seq, Ok(result.clone())),
+            EventKind::ChildWorkflowFailed { seq, failure } => self.resolve_child(e, *seq, Err(failure.clone())),
             // Recorded consequences of CancelRequested, which re-derives them.
             EventKind::ActivityCancelled { .. } | EventKind::TimerCancelled { .. } => Ok(()),
             EventKind::CancelRequested { .. } => {
@@ -245,20 +241,16 @@ impl RunMachine {
                 }
                 self.drive(e.id)
             }
-            EventKind::WorkflowCompleted { .. }
-            | EventKind::WorkflowFailed { .. }
-            | EventKind::WorkflowCancelled => match &self.outcome {
-                Some(o) if o.name() == e.kind.name() => {
-                    self.closed = true;
-                    Ok(())
+            EventKind::WorkflowCompleted { .. } | EventKind::WorkflowFailed { .. } | EventKind::WorkflowCancelled => {
+                match &self.outcome {
+                    Some(o) if o.name() == e.kind.name() => {
+                        self.closed = true;
+                        Ok(())
+                    }
+                    Some(o) => Err(self.nondet(e.id, e.kind.describe(), o.describe())),
+                    None => Err(self.nondet(e.id, e.kind.describe(), "nothing (the code is still running)".into())),
                 }
-                Some(o) => Err(self.nondet(e.id, e.kind.describe(), o.describe())),
-                None => Err(self.nondet(
-                    e.id,
-                    e.kind.describe(),
-                    "nothing (the code is still running)".into(),
-                )),
-            },
+            }
             EventKind::WorkflowTerminated { .. } => {
                 self.root = None;
                 self.closed = true;
@@ -269,16 +261,9 @@ impl RunMachine {
 
     fn unexpected_outcome(&self, e: &Event, seq: Seq) -> WorkflowTaskError {
         if self.next_seq_issued(seq) {
-            self.malformed(
-                e.id,
-                format!("{} for seq {seq}, which is not pending", e.kind.name()),
-            )
+            self.malformed(e.id, format!("{} for seq {seq}, which is not pending", e.kind.name()))
         } else {
-            self.nondet(
-                e.id,
-                e.kind.describe(),
-                format!("nothing (the code never asked for seq {seq})"),
-            )
+            self.nondet(e.id, e.kind.describe(), format!("nothing (the code never asked for seq {seq})"))
         }
     }
 
@@ -295,13 +280,24 @@ impl RunMachine {
         {
             let mut s = self.state.borrow_mut();
             s.now = e.time;
-            s.resolve(
-                seq,
-                Resolution::Activity {
-                    activity_type,
-                    result,
-                },
-            );
+            s.resolve(seq, Resolution::Activity { activity_type, result });
+        }
+        self.drive(e.id)
+    }
+
+    fn resolve_child(
+        &mut self,
+        e: &Event,
+        seq: Seq,
+        result: Result<Payload, ChildFailure>,
+    ) -> Result<(), WorkflowTaskError> {
+        if self.state.borrow().pending_child(seq).is_none() {
+            return Err(self.unexpected_outcome(e, seq));
+        }
+        {
+            let mut s = self.state.borrow_mut();
+            s.now = e.time;
+            s.resolve(seq, Resolution::Child { result });
         }
         self.drive(e.id)
     }
@@ -350,9 +346,7 @@ impl RunMachine {
             let seq = cmd.seq();
             let ev = command_event(cmd);
             if let Some((rid, rkind)) = self.recorded.get(&seq) {
-                if std::mem::discriminant(rkind) != std::mem::discriminant(&ev)
-                    || !same_target(rkind, &ev)
-                {
+                if std::mem::discriminant(rkind) != std::mem::discriminant(&ev) || !same_target(rkind, &ev) {
                     return Err(self.nondet(*rid, rkind.describe(), ev.describe()));
                 }
             } else if self.replaying(input_id) {
@@ -368,11 +362,7 @@ impl RunMachine {
         Ok(())
     }
 
-    fn finish(
-        &mut self,
-        input_id: EventId,
-        result: Result<Payload, WorkflowError>,
-    ) -> Result<(), WorkflowTaskError> {
+    fn finish(&mut self, input_id: EventId, result: Result<Payload, WorkflowError>) -> Result<(), WorkflowTaskError> {
         let (cancel_requested, limit) = {
             let s = self.state.borrow();
             (s.cancel_requested, s.limits.max_payload_bytes)
@@ -380,14 +370,10 @@ impl RunMachine {
         let ev = match result {
             Ok(p) => match p.check_size("workflow result", limit) {
                 Ok(()) => EventKind::WorkflowCompleted { result: p },
-                Err(e) => EventKind::WorkflowFailed {
-                    failure: Failure::new("PayloadTooLarge", e.to_string()),
-                },
+                Err(e) => EventKind::WorkflowFailed { failure: Failure::new("PayloadTooLarge", e.to_string()) },
             },
             Err(WorkflowError::Cancelled) if cancel_requested => EventKind::WorkflowCancelled,
-            Err(e) => EventKind::WorkflowFailed {
-                failure: e.to_failure(),
-            },
+            Err(e) => EventKind::WorkflowFailed { failure: e.to_failure() },
         };
         self.outcome = Some(ev.clone());
         if let Some((rid, rk)) = &self.recorded_terminal {
@@ -409,10 +395,7 @@ impl RunMachine {
 
     /// Takes what the events applied so far produced.
     pub fn take_activation(&mut self) -> Activation {
-        Activation {
-            new_events: std::mem::take(&mut self.new_events),
-            closed: self.closed,
-        }
+        Activation { new_events: std::mem::take(&mut self.new_events), closed: self.closed }
     }
 
     /// Signals received and not yet consumed (for tests and queries).
@@ -423,19 +406,14 @@ impl RunMachine {
 
 fn command_event(cmd: Command) -> EventKind {
     match cmd {
-        Command::ScheduleActivity {
-            seq,
-            activity_type,
-            input,
-            options,
-        } => EventKind::ActivityScheduled {
-            seq,
-            activity_type,
-            input,
-            options,
-        },
+        Command::ScheduleActivity { seq, activity_type, input, options } => {
+            EventKind::ActivityScheduled { seq, activity_type, input, options }
+        }
         Command::StartTimer { seq, fire_at } => EventKind::TimerStarted { seq, fire_at },
         Command::RecordSideEffect { seq, value } => EventKind::SideEffectRecorded { seq, value },
+        Command::StartChild { seq, workflow_type, workflow_id, input, parent_close_policy } => {
+            EventKind::ChildWorkflowInitiated { seq, workflow_type, workflow_id, input, parent_close_policy }
+        }
     }
 }
 
@@ -444,12 +422,8 @@ fn command_event(cmd: Command) -> EventKind {
 fn same_target(recorded: &EventKind, requested: &EventKind) -> bool {
     match (recorded, requested) {
         (
-            EventKind::ActivityScheduled {
-                activity_type: a, ..
-            },
-            EventKind::ActivityScheduled {
-                activity_type: b, ..
-            },
+            EventKind::ActivityScheduled { activity_type: a, .. },
+            EventKind::ActivityScheduled { activity_type: b, .. },
         ) => a == b,
         _ => true,
     }

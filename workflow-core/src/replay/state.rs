@@ -3,10 +3,11 @@
 use std::collections::{HashMap, VecDeque};
 use std::task::Waker;
 
-use crate::history::ActivityFailure;
+use crate::history::{ActivityFailure, ChildFailure};
 use crate::ids::{RunId, Seq};
 use crate::options::{ActivityOptions, Limits};
 use crate::payload::Payload;
+use crate::policy::ParentClosePolicy;
 use crate::time::Timestamp;
 
 /// What workflow code asked for.
@@ -26,6 +27,13 @@ pub(crate) enum Command {
         seq: Seq,
         value: Payload,
     },
+    StartChild {
+        seq: Seq,
+        workflow_type: String,
+        workflow_id: String,
+        input: Payload,
+        parent_close_policy: ParentClosePolicy,
+    },
 }
 
 impl Command {
@@ -33,7 +41,8 @@ impl Command {
         match self {
             Command::ScheduleActivity { seq, .. }
             | Command::StartTimer { seq, .. }
-            | Command::RecordSideEffect { seq, .. } => *seq,
+            | Command::RecordSideEffect { seq, .. }
+            | Command::StartChild { seq, .. } => *seq,
         }
     }
 }
@@ -41,19 +50,16 @@ impl Command {
 /// The outcome of a command, waiting for the future that asked for it.
 #[derive(Debug, Clone)]
 pub(crate) enum Resolution {
-    Activity {
-        activity_type: String,
-        result: Result<Payload, ActivityFailure>,
-    },
-    Timer {
-        fired: bool,
-    },
+    Activity { activity_type: String, result: Result<Payload, ActivityFailure> },
+    Timer { fired: bool },
+    Child { result: Result<Payload, ChildFailure> },
 }
 
 #[derive(Debug)]
 pub(crate) enum PendingKind {
     Activity { activity_type: String },
     Timer,
+    Child { workflow_type: String, workflow_id: String },
 }
 
 #[derive(Debug)]
@@ -127,24 +133,23 @@ impl RunState {
 
     pub(crate) fn issue(&mut self, cmd: Command) {
         match &cmd {
-            Command::ScheduleActivity {
-                seq, activity_type, ..
-            } => {
+            Command::ScheduleActivity { seq, activity_type, .. } => {
                 self.pending.insert(
                     *seq,
-                    Pending {
-                        kind: PendingKind::Activity {
-                            activity_type: activity_type.clone(),
-                        },
-                        waker: None,
-                    },
+                    Pending { kind: PendingKind::Activity { activity_type: activity_type.clone() }, waker: None },
                 );
             }
             Command::StartTimer { seq, .. } => {
+                self.pending.insert(*seq, Pending { kind: PendingKind::Timer, waker: None });
+            }
+            Command::StartChild { seq, workflow_type, workflow_id, .. } => {
                 self.pending.insert(
                     *seq,
                     Pending {
-                        kind: PendingKind::Timer,
+                        kind: PendingKind::Child {
+                            workflow_type: workflow_type.clone(),
+                            workflow_id: workflow_id.clone(),
+                        },
                         waker: None,
                     },
                 );
@@ -186,11 +191,15 @@ impl RunState {
         }
     }
 
+    pub(crate) fn pending_child(&self, seq: Seq) -> Option<(&str, &str)> {
+        match self.pending.get(&seq).map(|p| &p.kind) {
+            Some(PendingKind::Child { workflow_type, workflow_id }) => Some((workflow_type, workflow_id)),
+            _ => None,
+        }
+    }
+
     pub(crate) fn is_pending_timer(&self, seq: Seq) -> bool {
-        matches!(
-            self.pending.get(&seq).map(|p| &p.kind),
-            Some(PendingKind::Timer)
-        )
+        matches!(self.pending.get(&seq).map(|p| &p.kind), Some(PendingKind::Timer))
     }
 
     /// Marks the run cancelled: every pending activity and timer resolves as cancelled, in seq
@@ -201,7 +210,14 @@ impl RunState {
         for w in self.cancel_wakers.drain(..) {
             w.wake();
         }
-        let mut seqs: Vec<Seq> = self.pending.keys().copied().collect();
+        // Children are not cancelled here: they run on and get their parent-close policy when
+        // this run closes.
+        let mut seqs: Vec<Seq> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| !matches!(p.kind, PendingKind::Child { .. }))
+            .map(|(s, _)| *s)
+            .collect();
         seqs.sort_unstable();
         let mut out = Vec::new();
         for seq in seqs {
@@ -211,17 +227,13 @@ impl RunState {
             let (r, ev) = match p.kind {
                 PendingKind::Activity { activity_type } => (
                     Resolution::Activity {
-                        result: Err(ActivityFailure::Cancelled {
-                            activity_type: activity_type.clone(),
-                        }),
+                        result: Err(ActivityFailure::Cancelled { activity_type: activity_type.clone() }),
                         activity_type,
                     },
                     EventKind::ActivityCancelled { seq },
                 ),
-                PendingKind::Timer => (
-                    Resolution::Timer { fired: false },
-                    EventKind::TimerCancelled { seq },
-                ),
+                PendingKind::Timer => (Resolution::Timer { fired: false }, EventKind::TimerCancelled { seq }),
+                PendingKind::Child { .. } => unreachable!("children are filtered out above"),
             };
             self.resolved.insert(seq, r);
             if let Some(w) = p.waker {

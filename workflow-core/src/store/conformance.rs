@@ -38,6 +38,7 @@ where
     failed_append_changes_nothing(make().await).await;
     listing_and_attempts(make().await).await;
     retention_deletes_closed_runs(make().await).await;
+    task_for_another_run_survives_close(make().await).await;
 }
 
 /// A new run for tests.
@@ -80,15 +81,8 @@ fn timer_task(run_id: &RunId, seq: u32, at: Timestamp) -> Task {
 }
 
 async fn lease_one(store: &Arc<dyn Store>, now: Timestamp) -> LeasedTask {
-    let mut v = store
-        .lease_tasks(TaskQueue::Workflow, now, 1, "w1")
-        .await
-        .expect("lease");
-    assert_eq!(
-        v.len(),
-        1,
-        "expected one visible workflow-queue task at {now}"
-    );
+    let mut v = store.lease_tasks(TaskQueue::Workflow, now, 1, "w1").await.expect("lease");
+    assert_eq!(v.len(), 1, "expected one visible workflow-queue task at {now}");
     v.remove(0)
 }
 
@@ -97,35 +91,16 @@ async fn create_and_read(store: Arc<dyn Store>) {
     let run_id = run.info.run_id.clone();
     store.create_run(run).await.expect("create_run");
     let h = store.read_history(&run_id, 0).await.expect("read_history");
-    assert_eq!(
-        h.len(),
-        1,
-        "a new run has exactly its WorkflowStarted event"
-    );
+    assert_eq!(h.len(), 1, "a new run has exactly its WorkflowStarted event");
     assert_eq!(h[0].id, 1);
     assert!(matches!(h[0].kind, EventKind::WorkflowStarted { .. }));
-    let info = store
-        .get_run(&run_id)
-        .await
-        .unwrap()
-        .expect("get_run finds the run");
+    let info = store.get_run(&run_id).await.unwrap().expect("get_run finds the run");
     assert_eq!(info.status, RunStatus::Running);
     assert_eq!(info.last_event_id, 1);
-    let cur = store
-        .current_run("wf-1")
-        .await
-        .unwrap()
-        .expect("current_run");
+    let cur = store.current_run("wf-1").await.unwrap().expect("current_run");
     assert_eq!(cur.run_id, run_id);
-    assert!(store
-        .get_run(&RunId("nope".into()))
-        .await
-        .unwrap()
-        .is_none());
-    assert!(matches!(
-        store.read_history(&RunId("nope".into()), 0).await,
-        Err(StoreError::NotFound { .. })
-    ));
+    assert!(store.get_run(&RunId("nope".into())).await.unwrap().is_none());
+    assert!(matches!(store.read_history(&RunId("nope".into()), 0).await, Err(StoreError::NotFound { .. })));
     // A new run has its first workflow task, visible at once.
     let t = lease_one(&store, T0).await;
     assert_eq!(t.task.key, TaskKey::workflow(&run_id));
@@ -137,33 +112,19 @@ async fn duplicate_workflow_id(store: Arc<dyn Store>) {
     store.create_run(first).await.unwrap();
     match store.create_run(new_run("dup", "T", T0)).await {
         Err(StoreError::AlreadyExists { run_id, .. }) => assert_eq!(run_id, first_id),
-        other => panic!(
-            "a second open run for one workflow id must fail with AlreadyExists, got {other:?}"
-        ),
+        other => panic!("a second open run for one workflow id must fail with AlreadyExists, got {other:?}"),
     }
     store
         .append(
-            AppendRequest::new(first_id.clone(), T0).events([EventKind::WorkflowCompleted {
-                result: Payload::null(),
-            }]),
+            AppendRequest::new(first_id.clone(), T0).events([EventKind::WorkflowCompleted { result: Payload::null() }]),
         )
         .await
         .unwrap();
     let second = new_run("dup", "T", T0.add(Duration::from_secs(1)));
     let second_id = second.info.run_id.clone();
-    store
-        .create_run(second)
-        .await
-        .expect("a closed workflow id can start a new run");
-    assert_eq!(
-        store.current_run("dup").await.unwrap().unwrap().run_id,
-        second_id,
-        "current_run is the newest run"
-    );
-    assert_eq!(
-        store.get_run(&first_id).await.unwrap().unwrap().status,
-        RunStatus::Completed
-    );
+    store.create_run(second).await.expect("a closed workflow id can start a new run");
+    assert_eq!(store.current_run("dup").await.unwrap().unwrap().run_id, second_id, "current_run is the newest run");
+    assert_eq!(store.get_run(&first_id).await.unwrap().unwrap().status, RunStatus::Completed);
 }
 
 async fn append_assigns_ids_and_checks_conflicts(store: Arc<dyn Store>) {
@@ -171,57 +132,30 @@ async fn append_assigns_ids_and_checks_conflicts(store: Arc<dyn Store>) {
     let run_id = run.info.run_id.clone();
     store.create_run(run).await.unwrap();
     let out = store
-        .append(
-            AppendRequest::new(run_id.clone(), T0.add(Duration::from_secs(1)))
-                .expect_last(1)
-                .events([
-                    EventKind::TimerStarted {
-                        seq: 0,
-                        fire_at: T0,
-                    },
-                    EventKind::SideEffectRecorded {
-                        seq: 1,
-                        value: Payload::null(),
-                    },
-                ]),
-        )
+        .append(AppendRequest::new(run_id.clone(), T0.add(Duration::from_secs(1))).expect_last(1).events([
+            EventKind::TimerStarted { seq: 0, fire_at: T0 },
+            EventKind::SideEffectRecorded { seq: 1, value: Payload::null() },
+        ]))
         .await
         .unwrap();
     assert_eq!(out.last_event_id, 3);
     match store
-        .append(
-            AppendRequest::new(run_id.clone(), T0)
-                .expect_last(1)
-                .events([EventKind::TimerFired { seq: 0 }]),
-        )
+        .append(AppendRequest::new(run_id.clone(), T0).expect_last(1).events([EventKind::TimerFired { seq: 0 }]))
         .await
     {
-        Err(StoreError::Conflict {
-            expected: 1,
-            actual: 3,
-            ..
-        }) => {}
+        Err(StoreError::Conflict { expected: 1, actual: 3, .. }) => {}
         other => panic!("a stale expected_last_event_id must conflict, got {other:?}"),
     }
     // An earlier time is raised to the last event's time.
-    let out = store
-        .append(AppendRequest::new(run_id.clone(), T0).events([EventKind::TimerFired { seq: 0 }]))
-        .await
-        .unwrap();
+    let out =
+        store.append(AppendRequest::new(run_id.clone(), T0).events([EventKind::TimerFired { seq: 0 }])).await.unwrap();
     assert_eq!(out.last_event_id, 4);
-    assert!(
-        out.time >= T0.add(Duration::from_secs(1)),
-        "event times must not go back"
-    );
+    assert!(out.time >= T0.add(Duration::from_secs(1)), "event times must not go back");
     let h = store.read_history(&run_id, 0).await.unwrap();
     assert_eq!(h.iter().map(|e| e.id).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
     crate::history::check_invariants(&h).expect("history invariants");
     let tail = store.read_history(&run_id, 2).await.unwrap();
-    assert_eq!(
-        tail.iter().map(|e| e.id).collect::<Vec<_>>(),
-        vec![3, 4],
-        "read_history returns ids above `after`"
-    );
+    assert_eq!(tail.iter().map(|e| e.id).collect::<Vec<_>>(), vec![3, 4], "read_history returns ids above `after`");
 }
 
 async fn visibility_and_lease_exclusivity(store: Arc<dyn Store>) {
@@ -239,34 +173,16 @@ async fn visibility_and_lease_exclusivity(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert!(
-        store
-            .lease_tasks(TaskQueue::Workflow, T0, 10, "w1")
-            .await
-            .unwrap()
-            .is_empty(),
+        store.lease_tasks(TaskQueue::Workflow, T0, 10, "w1").await.unwrap().is_empty(),
         "a task is invisible before visible_at"
     );
-    assert!(
-        store
-            .lease_tasks(TaskQueue::Activity, later, 10, "w1")
-            .await
-            .unwrap()
-            .is_empty(),
-        "queues are separate"
-    );
-    assert_eq!(
-        store.next_due(TaskQueue::Workflow).await.unwrap(),
-        Some(later)
-    );
+    assert!(store.lease_tasks(TaskQueue::Activity, later, 10, "w1").await.unwrap().is_empty(), "queues are separate");
+    assert_eq!(store.next_due(TaskQueue::Workflow).await.unwrap(), Some(later));
     let t = lease_one(&store, later).await;
     assert_eq!(t.task.key, TaskKey::timer(&run_id, 0));
     assert!(!t.previous_lease_lost);
     assert!(
-        store
-            .lease_tasks(TaskQueue::Workflow, later, 10, "w2")
-            .await
-            .unwrap()
-            .is_empty(),
+        store.lease_tasks(TaskQueue::Workflow, later, 10, "w2").await.unwrap().is_empty(),
         "a leased task is not leased again before its lease expires"
     );
 }
@@ -278,16 +194,10 @@ async fn lease_expiry_and_fencing(store: Arc<dyn Store>) {
     let first = lease_one(&store, T0).await;
     let after_expiry = T0.add(Duration::from_secs(61));
     let second = lease_one(&store, after_expiry).await;
-    assert!(
-        second.previous_lease_lost,
-        "a task re-leased after expiry reports the lost lease"
-    );
+    assert!(second.previous_lease_lost, "a task re-leased after expiry reports the lost lease");
     assert_ne!(first.token, second.token);
     match store
-        .append(
-            AppendRequest::new(run_id.clone(), after_expiry)
-                .complete(first.task.key.clone(), first.token),
-        )
+        .append(AppendRequest::new(run_id.clone(), after_expiry).complete(first.task.key.clone(), first.token))
         .await
     {
         Err(StoreError::LeaseLost { .. }) => {}
@@ -296,19 +206,11 @@ async fn lease_expiry_and_fencing(store: Arc<dyn Store>) {
         }
     }
     store
-        .append(
-            AppendRequest::new(run_id.clone(), after_expiry)
-                .complete(second.task.key.clone(), second.token),
-        )
+        .append(AppendRequest::new(run_id.clone(), after_expiry).complete(second.task.key.clone(), second.token))
         .await
         .unwrap();
     assert!(store
-        .lease_tasks(
-            TaskQueue::Workflow,
-            after_expiry.add(Duration::from_secs(600)),
-            10,
-            "w"
-        )
+        .lease_tasks(TaskQueue::Workflow, after_expiry.add(Duration::from_secs(600)), 10, "w")
         .await
         .unwrap()
         .is_empty());
@@ -323,51 +225,21 @@ async fn complete_rearm_and_release(store: Arc<dyn Store>) {
     store
         .append(
             AppendRequest::new(run_id.clone(), T0)
-                .events([EventKind::SignalReceived {
-                    name: "s".into(),
-                    payload: Payload::null(),
-                }])
+                .events([EventKind::SignalReceived { name: "s".into(), payload: Payload::null() }])
                 .task_op(TaskOp::Upsert(Task::workflow(&run_id, T0))),
         )
         .await
         .unwrap();
-    store
-        .append(AppendRequest::new(run_id.clone(), T0).complete(t.task.key.clone(), t.token))
-        .await
-        .unwrap();
+    store.append(AppendRequest::new(run_id.clone(), T0).complete(t.task.key.clone(), t.token)).await.unwrap();
     let again = lease_one(&store, T0).await;
-    assert_eq!(
-        again.task.key,
-        TaskKey::workflow(&run_id),
-        "a task re-armed during its lease survives completion"
-    );
+    assert_eq!(again.task.key, TaskKey::workflow(&run_id), "a task re-armed during its lease survives completion");
     // Released: visible again, lease not counted as lost.
-    store
-        .append(AppendRequest::new(run_id.clone(), T0).release(again.task.key.clone(), again.token))
-        .await
-        .unwrap();
+    store.append(AppendRequest::new(run_id.clone(), T0).release(again.task.key.clone(), again.token)).await.unwrap();
     let third = lease_one(&store, T0).await;
+    assert!(!third.previous_lease_lost, "a released lease is not a lost lease");
+    store.append(AppendRequest::new(run_id.clone(), T0).complete(third.task.key.clone(), third.token)).await.unwrap();
     assert!(
-        !third.previous_lease_lost,
-        "a released lease is not a lost lease"
-    );
-    store
-        .append(
-            AppendRequest::new(run_id.clone(), T0).complete(third.task.key.clone(), third.token),
-        )
-        .await
-        .unwrap();
-    assert!(
-        store
-            .lease_tasks(
-                TaskQueue::Workflow,
-                T0.add(Duration::from_secs(3600)),
-                10,
-                "w"
-            )
-            .await
-            .unwrap()
-            .is_empty(),
+        store.lease_tasks(TaskQueue::Workflow, T0.add(Duration::from_secs(3600)), 10, "w").await.unwrap().is_empty(),
         "a completed task is gone"
     );
 }
@@ -380,11 +252,7 @@ async fn terminal_event_closes_run(store: Arc<dyn Store>) {
     store
         .append(
             AppendRequest::new(run_id.clone(), T0)
-                .task_op(TaskOp::Upsert(timer_task(
-                    &run_id,
-                    0,
-                    T0.add(Duration::from_secs(5)),
-                )))
+                .task_op(TaskOp::Upsert(timer_task(&run_id, 0, T0.add(Duration::from_secs(5)))))
                 .complete(t.task.key.clone(), t.token),
         )
         .await
@@ -392,27 +260,17 @@ async fn terminal_event_closes_run(store: Arc<dyn Store>) {
     let end = T0.add(Duration::from_secs(2));
     store
         .append(
-            AppendRequest::new(run_id.clone(), end).events([EventKind::WorkflowFailed {
-                failure: crate::error::Failure::new("E", "boom"),
-            }]),
+            AppendRequest::new(run_id.clone(), end)
+                .events([EventKind::WorkflowFailed { failure: crate::error::Failure::new("E", "boom") }]),
         )
         .await
         .unwrap();
     let info = store.get_run(&run_id).await.unwrap().unwrap();
     assert_eq!(info.status, RunStatus::Failed);
     assert_eq!(info.close_time, Some(end));
-    assert_eq!(
-        info.failure.as_ref().map(|f| f.message.as_str()),
-        Some("boom")
-    );
-    assert!(
-        store.list_tasks(&run_id).await.unwrap().is_empty(),
-        "closing a run deletes its tasks"
-    );
-    match store
-        .append(AppendRequest::new(run_id.clone(), end).events([EventKind::TimerFired { seq: 0 }]))
-        .await
-    {
+    assert_eq!(info.failure.as_ref().map(|f| f.message.as_str()), Some("boom"));
+    assert!(store.list_tasks(&run_id).await.unwrap().is_empty(), "closing a run deletes its tasks");
+    match store.append(AppendRequest::new(run_id.clone(), end).events([EventKind::TimerFired { seq: 0 }])).await {
         Err(StoreError::RunClosed { .. }) => {}
         other => panic!("events on a closed run must fail with RunClosed, got {other:?}"),
     }
@@ -440,64 +298,24 @@ async fn heartbeat_extends_lease(store: Arc<dyn Store>) {
             heartbeat_at: None,
         })),
     };
-    store
-        .append(AppendRequest::new(run_id.clone(), T0).task_op(TaskOp::Upsert(task)))
-        .await
-        .unwrap();
-    let mut v = store
-        .lease_tasks(TaskQueue::Activity, T0, 5, "w1")
-        .await
-        .unwrap();
+    store.append(AppendRequest::new(run_id.clone(), T0).task_op(TaskOp::Upsert(task))).await.unwrap();
+    let mut v = store.lease_tasks(TaskQueue::Activity, T0, 5, "w1").await.unwrap();
     assert_eq!(v.len(), 1);
     let leased = v.remove(0);
     let until = T0.add(Duration::from_secs(30));
-    store
-        .heartbeat(
-            &leased.task.key,
-            leased.token,
-            Some(Payload::encode(&42).unwrap()),
-            until,
-        )
-        .await
-        .unwrap();
+    store.heartbeat(&leased.task.key, leased.token, Some(Payload::encode(&42).unwrap()), until).await.unwrap();
     assert!(
-        store
-            .lease_tasks(
-                TaskQueue::Activity,
-                T0.add(Duration::from_secs(20)),
-                5,
-                "w2"
-            )
-            .await
-            .unwrap()
-            .is_empty(),
+        store.lease_tasks(TaskQueue::Activity, T0.add(Duration::from_secs(20)), 5, "w2").await.unwrap().is_empty(),
         "a heartbeat extends the lease"
     );
     let pending = store.list_tasks(&run_id).await.unwrap();
-    let act = pending
-        .iter()
-        .find(|p| p.task.key == leased.task.key)
-        .expect("listed");
-    assert_eq!(
-        act.lease.as_ref().map(|(o, _)| o.as_str()),
-        Some("w1"),
-        "list_tasks shows the lease owner"
-    );
+    let act = pending.iter().find(|p| p.task.key == leased.task.key).expect("listed");
+    assert_eq!(act.lease.as_ref().map(|(o, _)| o.as_str()), Some("w1"), "list_tasks shows the lease owner");
     assert!(matches!(
-        store
-            .heartbeat(&leased.task.key, leased.token + 999, None, until)
-            .await,
+        store.heartbeat(&leased.task.key, leased.token + 999, None, until).await,
         Err(StoreError::LeaseLost { .. })
     ));
-    let mut v = store
-        .lease_tasks(
-            TaskQueue::Activity,
-            until.add(Duration::from_secs(1)),
-            5,
-            "w2",
-        )
-        .await
-        .unwrap();
+    let mut v = store.lease_tasks(TaskQueue::Activity, until.add(Duration::from_secs(1)), 5, "w2").await.unwrap();
     assert_eq!(v.len(), 1, "expired after the extended lease");
     match &v.remove(0).task.kind {
         TaskKind::Activity(a) => assert_eq!(
@@ -517,55 +335,31 @@ async fn failed_append_changes_nothing(store: Arc<dyn Store>) {
     let res = store
         .append(
             AppendRequest::new(run_id.clone(), T0)
-                .events([EventKind::TimerStarted {
-                    seq: 0,
-                    fire_at: T0,
-                }])
+                .events([EventKind::TimerStarted { seq: 0, fire_at: T0 }])
                 .task_op(TaskOp::Upsert(timer_task(&run_id, 0, T0)))
                 .complete(t.task.key.clone(), t.token + 1000),
         )
         .await;
     assert!(matches!(res, Err(StoreError::LeaseLost { .. })));
-    assert_eq!(
-        store.read_history(&run_id, 0).await.unwrap().len(),
-        1,
-        "a failed append appends no events"
-    );
+    assert_eq!(store.read_history(&run_id, 0).await.unwrap().len(), 1, "a failed append appends no events");
     assert!(
-        !store
-            .list_tasks(&run_id)
-            .await
-            .unwrap()
-            .iter()
-            .any(|p| p.task.key == TaskKey::timer(&run_id, 0)),
+        !store.list_tasks(&run_id).await.unwrap().iter().any(|p| p.task.key == TaskKey::timer(&run_id, 0)),
         "a failed append creates no tasks"
     );
 }
 
 async fn listing_and_attempts(store: Arc<dyn Store>) {
     for (i, ty) in ["A", "B", "A"].iter().enumerate() {
-        store
-            .create_run(new_run(
-                &format!("l{i}"),
-                ty,
-                T0.add(Duration::from_secs(i as u64)),
-            ))
-            .await
-            .unwrap();
+        store.create_run(new_run(&format!("l{i}"), ty, T0.add(Duration::from_secs(i as u64)))).await.unwrap();
     }
-    let a = store
-        .list_runs(&RunFilter::default().workflow_type("A"))
-        .await
-        .unwrap();
+    let a = store.list_runs(&RunFilter::default().workflow_type("A")).await.unwrap();
     assert_eq!(a.len(), 2);
     assert_eq!(a[0].workflow_id, "l2", "newest first");
     let done = store.current_run("l1").await.unwrap().unwrap();
     store
         .append(
             AppendRequest::new(done.run_id.clone(), T0)
-                .events([EventKind::WorkflowCompleted {
-                    result: Payload::null(),
-                }])
+                .events([EventKind::WorkflowCompleted { result: Payload::null() }])
                 .attempt(AttemptRecord {
                     run_id: done.run_id.clone(),
                     seq: 0,
@@ -580,25 +374,9 @@ async fn listing_and_attempts(store: Arc<dyn Store>) {
         )
         .await
         .unwrap();
-    let completed = store
-        .list_runs(&RunFilter::default().status(RunStatus::Completed))
-        .await
-        .unwrap();
-    assert_eq!(
-        completed
-            .iter()
-            .map(|r| r.workflow_id.as_str())
-            .collect::<Vec<_>>(),
-        vec!["l1"]
-    );
-    assert_eq!(
-        store
-            .list_runs(&RunFilter::default().limit(1))
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    let completed = store.list_runs(&RunFilter::default().status(RunStatus::Completed)).await.unwrap();
+    assert_eq!(completed.iter().map(|r| r.workflow_id.as_str()).collect::<Vec<_>>(), vec!["l1"]);
+    assert_eq!(store.list_runs(&RunFilter::default().limit(1)).await.unwrap().len(), 1);
     let attempts = store.list_attempts(&done.run_id).await.unwrap();
     assert_eq!(attempts.len(), 1);
     assert_eq!(attempts[0].outcome, AttemptOutcome::Completed);
@@ -610,27 +388,55 @@ async fn retention_deletes_closed_runs(store: Arc<dyn Store>) {
     store.create_run(old).await.unwrap();
     store
         .append(
-            AppendRequest::new(old_id.clone(), T0).events([EventKind::WorkflowCompleted {
-                result: Payload::null(),
-            }]),
+            AppendRequest::new(old_id.clone(), T0).events([EventKind::WorkflowCompleted { result: Payload::null() }]),
         )
         .await
         .unwrap();
     let open = new_run("open", "T", T0);
     let open_id = open.info.run_id.clone();
     store.create_run(open).await.unwrap();
-    let n = store
-        .delete_closed_before(T0.add(Duration::from_secs(1)))
+    let n = store.delete_closed_before(T0.add(Duration::from_secs(1))).await.unwrap();
+    assert_eq!(n, 1);
+    assert!(store.get_run(&old_id).await.unwrap().is_none(), "a closed run past retention is deleted");
+    assert!(store.get_run(&open_id).await.unwrap().is_some(), "open runs are kept");
+    assert!(store.current_run("old").await.unwrap().is_none());
+}
+
+async fn task_for_another_run_survives_close(store: Arc<dyn Store>) {
+    let parent = new_run("parent", "P", T0);
+    let parent_id = parent.info.run_id.clone();
+    store.create_run(parent).await.unwrap();
+    let child = new_run("parent/child-0", "C", T0);
+    let child_id = child.info.run_id.clone();
+    store.create_run(child).await.unwrap();
+    // Drain both runs' first workflow tasks.
+    for t in store.lease_tasks(TaskQueue::Workflow, T0, 10, "w").await.unwrap() {
+        store
+            .append(AppendRequest::new(t.task.run_id.clone(), T0).complete(t.task.key.clone(), t.token))
+            .await
+            .unwrap();
+    }
+    let notify = Task {
+        key: TaskKey::child_closed(&parent_id, 0),
+        run_id: parent_id.clone(),
+        visible_at: T0,
+        lease_duration: Duration::from_secs(10),
+        kind: TaskKind::ChildClosed { seq: 0, child_run_id: child_id.clone() },
+    };
+    store
+        .append(
+            AppendRequest::new(child_id.clone(), T0)
+                .events([EventKind::WorkflowCompleted { result: Payload::null() }])
+                .task_op(TaskOp::Upsert(notify)),
+        )
         .await
         .unwrap();
-    assert_eq!(n, 1);
-    assert!(
-        store.get_run(&old_id).await.unwrap().is_none(),
-        "a closed run past retention is deleted"
+    let t = lease_one(&store, T0).await;
+    assert_eq!(
+        t.task.key,
+        TaskKey::child_closed(&parent_id, 0),
+        "a task created for another run belongs to that run and survives the closing run"
     );
-    assert!(
-        store.get_run(&open_id).await.unwrap().is_some(),
-        "open runs are kept"
-    );
-    assert!(store.current_run("old").await.unwrap().is_none());
+    assert_eq!(t.task.run_id, parent_id);
+    assert_eq!(store.list_tasks(&parent_id).await.unwrap().len(), 1, "list_tasks lists it under its own run");
 }

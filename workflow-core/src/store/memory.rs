@@ -97,26 +97,15 @@ impl Inner {
     fn upsert(&mut self, task: Task) {
         let key = task.key.clone();
         self.index_remove(&key);
-        self.run_tasks
-            .entry(task.run_id.clone())
-            .or_default()
-            .insert(key.clone());
+        self.run_tasks.entry(task.run_id.clone()).or_default().insert(key.clone());
         match self.tasks.get_mut(&key) {
             Some(row) => {
                 row.task = task;
                 row.version += 1;
             }
             None => {
-                self.tasks.insert(
-                    key.clone(),
-                    TaskRow {
-                        task,
-                        lease: None,
-                        version: 1,
-                        leased_version: 0,
-                        lost: false,
-                    },
-                );
+                self.tasks
+                    .insert(key.clone(), TaskRow { task, lease: None, version: 1, leased_version: 0, lost: false });
             }
         }
         self.index_insert(&key);
@@ -134,9 +123,7 @@ impl Inner {
     fn check_lease(&self, key: &TaskKey, token: LeaseToken) -> Result<(), StoreError> {
         match self.tasks.get(key).and_then(|r| r.lease.as_ref()) {
             Some(l) if l.token == token => Ok(()),
-            _ => Err(StoreError::LeaseLost {
-                task: key.0.clone(),
-            }),
+            _ => Err(StoreError::LeaseLost { task: key.0.clone() }),
         }
     }
 }
@@ -164,21 +151,12 @@ impl Store for MemoryStore {
         let run_id = run.info.run_id.clone();
         let mut info = run.info;
         info.last_event_id = 1;
-        g.by_workflow
-            .insert(info.workflow_id.clone(), run_id.clone());
+        g.by_workflow.insert(info.workflow_id.clone(), run_id.clone());
         let seq_no = g.next_seq_no;
         g.next_seq_no += 1;
         g.runs.insert(
             run_id.clone(),
-            RunRow {
-                info,
-                events: vec![Event {
-                    id: 1,
-                    time: run.time,
-                    kind: run.started,
-                }],
-                seq_no,
-            },
+            RunRow { info, events: vec![Event { id: 1, time: run.time, kind: run.started }], seq_no },
         );
         g.upsert(Task::workflow(&run_id, run.time));
         drop(g);
@@ -189,25 +167,15 @@ impl Store for MemoryStore {
     async fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError> {
         let mut g = self.lock();
         let g = &mut *g;
-        let row = g
-            .runs
-            .get(&req.run_id)
-            .ok_or_else(|| StoreError::NotFound {
-                what: format!("run {}", req.run_id),
-            })?;
+        let row =
+            g.runs.get(&req.run_id).ok_or_else(|| StoreError::NotFound { what: format!("run {}", req.run_id) })?;
         if row.info.status.is_closed() && !req.events.is_empty() {
-            return Err(StoreError::RunClosed {
-                run_id: req.run_id.clone(),
-            });
+            return Err(StoreError::RunClosed { run_id: req.run_id.clone() });
         }
         let last = row.info.last_event_id;
         if let Some(expected) = req.expected_last_event_id {
             if expected != last {
-                return Err(StoreError::Conflict {
-                    run_id: req.run_id.clone(),
-                    expected,
-                    actual: last,
-                });
+                return Err(StoreError::Conflict { run_id: req.run_id.clone(), expected, actual: last });
             }
         }
         if let Some(c) = &req.complete {
@@ -224,24 +192,15 @@ impl Store for MemoryStore {
                 row.info.status = status;
                 row.info.close_time = Some(time);
                 match &kind {
-                    EventKind::WorkflowCompleted { result } => {
-                        row.info.result = Some(result.clone())
-                    }
-                    EventKind::WorkflowFailed { failure } => {
-                        row.info.failure = Some(failure.clone())
-                    }
+                    EventKind::WorkflowCompleted { result } => row.info.result = Some(result.clone()),
+                    EventKind::WorkflowFailed { failure } => row.info.failure = Some(failure.clone()),
                     EventKind::WorkflowTerminated { reason } => {
-                        row.info.failure =
-                            Some(crate::error::Failure::new("Terminated", reason.clone()))
+                        row.info.failure = Some(crate::error::Failure::new("Terminated", reason.clone()))
                     }
                     _ => {}
                 }
             }
-            row.events.push(Event {
-                id: last + 1 + i as EventId,
-                time,
-                kind,
-            });
+            row.events.push(Event { id: last + 1 + i as EventId, time, kind });
         }
         row.info.last_event_id = row.events.len() as EventId;
         let new_last = row.info.last_event_id;
@@ -279,10 +238,7 @@ impl Store for MemoryStore {
             g.attempts.entry(req.run_id.clone()).or_default().push(a);
         }
         self.notify.notify_waiters();
-        Ok(AppendOutcome {
-            last_event_id: new_last,
-            time,
-        })
+        Ok(AppendOutcome { last_event_id: new_last, time })
     }
 
     async fn lease_tasks(
@@ -295,19 +251,13 @@ impl Store for MemoryStore {
         let mut g = self.lock();
         let g = &mut *g;
         let mut picked: Vec<(TaskKey, bool)> = Vec::new();
-        for (q, until, key) in g
-            .leased
-            .range((queue, Timestamp(0), TaskKey(String::new()))..)
-        {
+        for (q, until, key) in g.leased.range((queue, Timestamp(0), TaskKey(String::new()))..) {
             if *q != queue || *until > now || picked.len() >= max {
                 break;
             }
             picked.push((key.clone(), true));
         }
-        for (q, at, key) in g
-            .ready
-            .range((queue, Timestamp(0), TaskKey(String::new()))..)
-        {
+        for (q, at, key) in g.ready.range((queue, Timestamp(0), TaskKey(String::new()))..) {
             if *q != queue || *at > now || picked.len() >= max {
                 break;
             }
@@ -322,16 +272,8 @@ impl Store for MemoryStore {
             let lost = row.lost || expired;
             row.lost = false;
             row.leased_version = row.version;
-            row.lease = Some(Lease {
-                token,
-                until: now.add(row.task.lease_duration),
-                owner: owner.to_string(),
-            });
-            out.push(LeasedTask {
-                task: row.task.clone(),
-                token,
-                previous_lease_lost: lost,
-            });
+            row.lease = Some(Lease { token, until: now.add(row.task.lease_duration), owner: owner.to_string() });
+            out.push(LeasedTask { task: row.task.clone(), token, previous_lease_lost: lost });
             g.index_insert(&key);
         }
         Ok(out)
@@ -375,9 +317,7 @@ impl Store for MemoryStore {
 
     async fn read_history(&self, run_id: &RunId, after: EventId) -> Result<Vec<Event>, StoreError> {
         let g = self.lock();
-        let row = g.runs.get(run_id).ok_or_else(|| StoreError::NotFound {
-            what: format!("run {run_id}"),
-        })?;
+        let row = g.runs.get(run_id).ok_or_else(|| StoreError::NotFound { what: format!("run {run_id}") })?;
         Ok(row.events.iter().skip(after as usize).cloned().collect())
     }
 
@@ -387,25 +327,14 @@ impl Store for MemoryStore {
 
     async fn current_run(&self, workflow_id: &str) -> Result<Option<RunInfo>, StoreError> {
         let g = self.lock();
-        Ok(g.by_workflow
-            .get(workflow_id)
-            .and_then(|r| g.runs.get(r))
-            .map(|r| r.info.clone()))
+        Ok(g.by_workflow.get(workflow_id).and_then(|r| g.runs.get(r)).map(|r| r.info.clone()))
     }
 
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunInfo>, StoreError> {
         let g = self.lock();
-        let mut rows: Vec<&RunRow> = g
-            .runs
-            .values()
-            .filter(|r| filter.matches(&r.info))
-            .collect();
+        let mut rows: Vec<&RunRow> = g.runs.values().filter(|r| filter.matches(&r.info)).collect();
         rows.sort_by(|a, b| b.seq_no.cmp(&a.seq_no));
-        Ok(rows
-            .into_iter()
-            .take(filter.limit.unwrap_or(usize::MAX))
-            .map(|r| r.info.clone())
-            .collect())
+        Ok(rows.into_iter().take(filter.limit.unwrap_or(usize::MAX)).map(|r| r.info.clone()).collect())
     }
 
     async fn list_tasks(&self, run_id: &RunId) -> Result<Vec<PendingTask>, StoreError> {
@@ -416,22 +345,14 @@ impl Store for MemoryStore {
             .into_iter()
             .flatten()
             .filter_map(|k| g.tasks.get(k))
-            .map(|r| PendingTask {
-                task: r.task.clone(),
-                lease: r.lease.as_ref().map(|l| (l.owner.clone(), l.until)),
-            })
+            .map(|r| PendingTask { task: r.task.clone(), lease: r.lease.as_ref().map(|l| (l.owner.clone(), l.until)) })
             .collect();
         out.sort_by(|a, b| a.task.key.cmp(&b.task.key));
         Ok(out)
     }
 
     async fn list_attempts(&self, run_id: &RunId) -> Result<Vec<AttemptRecord>, StoreError> {
-        Ok(self
-            .lock()
-            .attempts
-            .get(run_id)
-            .cloned()
-            .unwrap_or_default())
+        Ok(self.lock().attempts.get(run_id).cloned().unwrap_or_default())
     }
 
     async fn delete_closed_before(&self, before: Timestamp) -> Result<usize, StoreError> {
@@ -464,9 +385,6 @@ mod tests {
 
     #[tokio::test]
     async fn conformance() {
-        crate::store::conformance::run_all(|| async {
-            Arc::new(MemoryStore::new()) as Arc<dyn Store>
-        })
-        .await;
+        crate::store::conformance::run_all(|| async { Arc::new(MemoryStore::new()) as Arc<dyn Store> }).await;
     }
 }

@@ -23,9 +23,8 @@ use tokio::sync::Notify;
 
 pub use memory::MemoryStore;
 pub use types::{
-    ActivityTask, AppendOutcome, AppendRequest, AttemptOutcome, AttemptRecord, Completion,
-    LeaseToken, LeasedTask, NewRun, PendingTask, RunFilter, RunInfo, RunStatus, Task, TaskKey,
-    TaskKind, TaskOp, TaskQueue,
+    ActivityTask, AppendOutcome, AppendRequest, AttemptOutcome, AttemptRecord, Completion, LeaseToken, LeasedTask,
+    NewRun, PendingTask, RunFilter, RunInfo, RunStatus, StartChildTask, Task, TaskKey, TaskKind, TaskOp, TaskQueue,
 };
 
 use crate::error::StoreError;
@@ -57,6 +56,8 @@ pub trait Store: Send + Sync + 'static {
     ///   case only its lease is cleared.
     /// - A terminal event closes the run (status, close time, result) and deletes its tasks.
     /// - Events on a closed run fail with [`StoreError::RunClosed`].
+    /// - A task op may create a task of *another* run (a child's end delivered to its parent,
+    ///   a parent-close policy applied to a child): the task belongs to `task.run_id`.
     async fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError>;
 
     /// Leases up to `max` tasks of `queue` that are visible at `now` (or whose lease expired),

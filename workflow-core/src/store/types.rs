@@ -11,6 +11,7 @@ use crate::history::{EventKind, ParentRef, TimeoutKind};
 use crate::ids::{EventId, RunId, Seq};
 use crate::options::ActivityOptions;
 use crate::payload::Payload;
+use crate::policy::ParentClosePolicy;
 use crate::time::{duration_ms, Timestamp};
 
 /// A run's status.
@@ -69,9 +70,7 @@ impl std::str::FromStr for RunStatus {
             "cancelled" => RunStatus::Cancelled,
             "terminated" => RunStatus::Terminated,
             other => {
-                return Err(format!(
-                    "unknown status {other:?} (running, completed, failed, cancelled, terminated)"
-                ))
+                return Err(format!("unknown status {other:?} (running, completed, failed, cancelled, terminated)"))
             }
         })
     }
@@ -140,10 +139,7 @@ impl RunFilter {
     /// Whether `info` passes the filter (ignoring the limit).
     pub fn matches(&self, info: &RunInfo) -> bool {
         self.status.is_none_or(|s| s == info.status)
-            && self
-                .workflow_type
-                .as_deref()
-                .is_none_or(|t| t == info.workflow_type)
+            && self.workflow_type.as_deref().is_none_or(|t| t == info.workflow_type)
     }
 }
 
@@ -163,6 +159,21 @@ impl TaskKey {
     /// The task of activity `seq` of a run.
     pub fn activity(run_id: &RunId, seq: Seq) -> TaskKey {
         TaskKey(format!("act/{run_id}/{seq}"))
+    }
+
+    /// The task that starts child `seq` of a run.
+    pub fn start_child(run_id: &RunId, seq: Seq) -> TaskKey {
+        TaskKey(format!("child/{run_id}/{seq}"))
+    }
+
+    /// The task that delivers the end of child `seq` to its parent run.
+    pub fn child_closed(parent_run_id: &RunId, seq: Seq) -> TaskKey {
+        TaskKey(format!("childclosed/{parent_run_id}/{seq}"))
+    }
+
+    /// The task that applies a parent-close policy to a child run.
+    pub fn parent_closed(child_run_id: &RunId) -> TaskKey {
+        TaskKey(format!("parentclosed/{child_run_id}"))
     }
 
     /// The task of timer `seq` of a run.
@@ -229,6 +240,37 @@ pub enum TaskKind {
         /// Command position.
         seq: Seq,
     },
+    /// Create the child run that command `seq` asked for, then tell the parent.
+    StartChild(Box<StartChildTask>),
+    /// Child run `child_run_id` (command `seq` of this run) closed: deliver its outcome.
+    ChildClosed {
+        /// Command position in this (the parent) run.
+        seq: Seq,
+        /// The child's run.
+        child_run_id: RunId,
+    },
+    /// This run's parent closed: apply the parent-close policy.
+    ParentClosed {
+        /// The policy to apply.
+        policy: ParentClosePolicy,
+        /// The parent's workflow id (recorded in the reason).
+        parent_workflow_id: String,
+    },
+}
+
+/// Everything needed to start a child run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StartChildTask {
+    /// Command position in the parent.
+    pub seq: Seq,
+    /// The parent's workflow id.
+    pub parent_workflow_id: String,
+    /// The child's workflow type.
+    pub workflow_type: String,
+    /// The child's workflow id.
+    pub workflow_id: String,
+    /// Its input.
+    pub input: Payload,
 }
 
 /// A unit of work with a visibility time.
@@ -252,7 +294,11 @@ impl Task {
     pub fn queue(&self) -> TaskQueue {
         match self.kind {
             TaskKind::Activity(_) => TaskQueue::Activity,
-            TaskKind::Workflow { .. } | TaskKind::Timer { .. } => TaskQueue::Workflow,
+            TaskKind::Workflow { .. }
+            | TaskKind::Timer { .. }
+            | TaskKind::StartChild(_)
+            | TaskKind::ChildClosed { .. }
+            | TaskKind::ParentClosed { .. } => TaskQueue::Workflow,
         }
     }
 
@@ -379,21 +425,13 @@ impl AppendRequest {
 
     /// Completes a leased task.
     pub fn complete(mut self, key: TaskKey, token: LeaseToken) -> Self {
-        self.complete = Some(Completion {
-            key,
-            token,
-            release: false,
-        });
+        self.complete = Some(Completion { key, token, release: false });
         self
     }
 
     /// Releases a leased task untouched.
     pub fn release(mut self, key: TaskKey, token: LeaseToken) -> Self {
-        self.complete = Some(Completion {
-            key,
-            token,
-            release: true,
-        });
+        self.complete = Some(Completion { key, token, release: true });
         self
     }
 

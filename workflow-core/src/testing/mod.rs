@@ -28,17 +28,13 @@ pub struct VirtualClock {
 impl VirtualClock {
     /// A clock reading `base` now. Must be created inside a tokio runtime.
     pub fn new(base: Timestamp) -> Self {
-        VirtualClock {
-            base,
-            start: tokio::time::Instant::now(),
-        }
+        VirtualClock { base, start: tokio::time::Instant::now() }
     }
 }
 
 impl Clock for VirtualClock {
     fn now(&self) -> Timestamp {
-        self.base
-            .add(tokio::time::Instant::now().duration_since(self.start))
+        self.base.add(tokio::time::Instant::now().duration_since(self.start))
     }
 
     fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {

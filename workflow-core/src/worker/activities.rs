@@ -11,9 +11,7 @@ use crate::activity::{ActivityContext, ActivityError, ActivityInfo, ActivityShar
 use crate::error::StoreError;
 use crate::history::{ActivityFailure, EventKind, TimeoutKind};
 use crate::policy::{next_retry, NextRetry};
-use crate::store::{
-    ActivityTask, AppendRequest, AttemptOutcome, AttemptRecord, LeasedTask, Task, TaskKind, TaskOp,
-};
+use crate::store::{ActivityTask, AppendRequest, AttemptOutcome, AttemptRecord, LeasedTask, Task, TaskKind, TaskOp};
 use crate::time::Timestamp;
 
 enum AttemptResult {
@@ -40,15 +38,9 @@ async fn run(inner: &Arc<Inner>, leased: LeasedTask, mut a: ActivityTask) {
     let now = inner.clock.now();
     let worker = inner.options.identity.clone();
     let policy = a.options.retry_policy.clone();
-    let s2c_deadline = a
-        .options
-        .schedule_to_close_timeout
-        .map(|d| a.scheduled_at.add(d));
-    let timed_out_kind = if a.options.heartbeat_timeout.is_some() {
-        TimeoutKind::Heartbeat
-    } else {
-        TimeoutKind::StartToClose
-    };
+    let s2c_deadline = a.options.schedule_to_close_timeout.map(|d| a.scheduled_at.add(d));
+    let timed_out_kind =
+        if a.options.heartbeat_timeout.is_some() { TimeoutKind::Heartbeat } else { TimeoutKind::StartToClose };
 
     if leased.previous_lease_lost {
         // The attempt that held the lease never reported: its worker died or hung.
@@ -56,10 +48,8 @@ async fn run(inner: &Arc<Inner>, leased: LeasedTask, mut a: ActivityTask) {
         match next_retry(&policy, a.attempt, "WorkerLost", true) {
             NextRetry::RetryAfter { attempt, .. } => {
                 a.attempt = attempt;
-                a.last_error = Some(ActivityError::retryable(
-                    "WorkerLost",
-                    "the previous attempt's worker stopped responding",
-                ));
+                a.last_error =
+                    Some(ActivityError::retryable("WorkerLost", "the previous attempt's worker stopped responding"));
                 if let Err(e) = reschedule(inner, &leased, &a, now, Some(lost)).await {
                     warn!(error = %e, "rescheduling after a lost attempt failed");
                 }
@@ -72,17 +62,7 @@ async fn run(inner: &Arc<Inner>, leased: LeasedTask, mut a: ActivityTask) {
                     timeout: timed_out_kind,
                     last_error: a.last_error.clone(),
                 };
-                finish(
-                    inner,
-                    leased,
-                    &a,
-                    EventKind::ActivityTimedOut {
-                        seq: a.seq,
-                        failure,
-                    },
-                    lost,
-                )
-                .await;
+                finish(inner, leased, &a, EventKind::ActivityTimedOut { seq: a.seq, failure }, lost).await;
                 return;
             }
         }
@@ -101,21 +81,9 @@ async fn run(inner: &Arc<Inner>, leased: LeasedTask, mut a: ActivityTask) {
                 &worker,
                 now,
                 now,
-                AttemptOutcome::TimedOut {
-                    timeout: TimeoutKind::ScheduleToStart,
-                },
+                AttemptOutcome::TimedOut { timeout: TimeoutKind::ScheduleToStart },
             );
-            finish(
-                inner,
-                leased,
-                &a,
-                EventKind::ActivityTimedOut {
-                    seq: a.seq,
-                    failure,
-                },
-                rec,
-            )
-            .await;
+            finish(inner, leased, &a, EventKind::ActivityTimedOut { seq: a.seq, failure }, rec).await;
             return;
         }
     }
@@ -126,27 +94,9 @@ async fn run(inner: &Arc<Inner>, leased: LeasedTask, mut a: ActivityTask) {
             timeout: TimeoutKind::ScheduleToClose,
             last_error: a.last_error.clone(),
         };
-        let rec = record(
-            &leased,
-            &a,
-            &worker,
-            now,
-            now,
-            AttemptOutcome::TimedOut {
-                timeout: TimeoutKind::ScheduleToClose,
-            },
-        );
-        finish(
-            inner,
-            leased,
-            &a,
-            EventKind::ActivityTimedOut {
-                seq: a.seq,
-                failure,
-            },
-            rec,
-        )
-        .await;
+        let rec =
+            record(&leased, &a, &worker, now, now, AttemptOutcome::TimedOut { timeout: TimeoutKind::ScheduleToClose });
+        finish(inner, leased, &a, EventKind::ActivityTimedOut { seq: a.seq, failure }, rec).await;
         return;
     }
 
@@ -155,32 +105,9 @@ async fn run(inner: &Arc<Inner>, leased: LeasedTask, mut a: ActivityTask) {
             "UnknownActivityType",
             format!("activity type {:?} is not registered with this worker (registered: {}); register it with Worker::register_activity", a.activity_type, inner.registry.activity_names()),
         );
-        let rec = record(
-            &leased,
-            &a,
-            &worker,
-            now,
-            now,
-            AttemptOutcome::Failed {
-                error: error.clone(),
-            },
-        );
-        let failure = ActivityFailure::Failed {
-            activity_type: a.activity_type.clone(),
-            attempts: a.attempt,
-            error,
-        };
-        finish(
-            inner,
-            leased,
-            &a,
-            EventKind::ActivityFailed {
-                seq: a.seq,
-                failure,
-            },
-            rec,
-        )
-        .await;
+        let rec = record(&leased, &a, &worker, now, now, AttemptOutcome::Failed { error: error.clone() });
+        let failure = ActivityFailure::Failed { activity_type: a.activity_type.clone(), attempts: a.attempt, error };
+        finish(inner, leased, &a, EventKind::ActivityFailed { seq: a.seq, failure }, rec).await;
         return;
     };
 
@@ -228,11 +155,7 @@ async fn run(inner: &Arc<Inner>, leased: LeasedTask, mut a: ActivityTask) {
         }
     };
     let ended = inner.clock.now();
-    let last_hb = shared
-        .latest
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+    let last_hb = shared.latest.lock().unwrap_or_else(|e| e.into_inner()).clone();
     if last_hb.is_some() {
         a.heartbeat = last_hb.clone();
         a.heartbeat_at = Some(ended);
@@ -249,22 +172,11 @@ async fn run(inner: &Arc<Inner>, leased: LeasedTask, mut a: ActivityTask) {
     ) = match result {
         AttemptResult::Ok(p) => {
             let rec = rec(AttemptOutcome::Completed);
-            match p.check_size(
-                &format!("result of activity {}", a.activity_type),
-                inner.options.limits.max_payload_bytes,
-            ) {
+            match p
+                .check_size(&format!("result of activity {}", a.activity_type), inner.options.limits.max_payload_bytes)
+            {
                 Ok(()) => {
-                    finish(
-                        inner,
-                        leased,
-                        &a,
-                        EventKind::ActivityCompleted {
-                            seq: a.seq,
-                            result: p,
-                        },
-                        rec,
-                    )
-                    .await;
+                    finish(inner, leased, &a, EventKind::ActivityCompleted { seq: a.seq, result: p }, rec).await;
                     return;
                 }
                 Err(e) => {
@@ -276,11 +188,7 @@ async fn run(inner: &Arc<Inner>, leased: LeasedTask, mut a: ActivityTask) {
                         AttemptOutcome::Failed { error },
                         Box::new(move |n, error| EventKind::ActivityFailed {
                             seq,
-                            failure: ActivityFailure::Failed {
-                                activity_type: ty,
-                                attempts: n,
-                                error,
-                            },
+                            failure: ActivityFailure::Failed { activity_type: ty, attempts: n, error },
                         }),
                     )
                 }
@@ -294,11 +202,7 @@ async fn run(inner: &Arc<Inner>, leased: LeasedTask, mut a: ActivityTask) {
                 AttemptOutcome::Failed { error },
                 Box::new(move |n, error| EventKind::ActivityFailed {
                     seq,
-                    failure: ActivityFailure::Failed {
-                        activity_type: ty,
-                        attempts: n,
-                        error,
-                    },
+                    failure: ActivityFailure::Failed { activity_type: ty, attempts: n, error },
                 }),
             )
         }
@@ -306,8 +210,7 @@ async fn run(inner: &Arc<Inner>, leased: LeasedTask, mut a: ActivityTask) {
             shared.cancel();
             let seq = a.seq;
             let ty = a.activity_type.clone();
-            let error =
-                ActivityError::retryable("Timeout", format!("attempt exceeded its {kind} timeout"));
+            let error = ActivityError::retryable("Timeout", format!("attempt exceeded its {kind} timeout"));
             let last = a.last_error.clone();
             (
                 error,
@@ -337,9 +240,7 @@ async fn run(inner: &Arc<Inner>, leased: LeasedTask, mut a: ActivityTask) {
     };
     let rec = rec(outcome);
     match next_retry(&policy, a.attempt, &error.error_type, error.retryable) {
-        NextRetry::RetryAfter { attempt, after }
-            if s2c_deadline.is_none_or(|d| ended.add(after) < d) =>
-        {
+        NextRetry::RetryAfter { attempt, after } if s2c_deadline.is_none_or(|d| ended.add(after) < d) => {
             a.attempt = attempt;
             a.last_error = Some(error);
             if let Err(e) = reschedule(inner, &leased, &a, ended.add(after), Some(rec)).await {
@@ -353,17 +254,7 @@ async fn run(inner: &Arc<Inner>, leased: LeasedTask, mut a: ActivityTask) {
                 timeout: TimeoutKind::ScheduleToClose,
                 last_error: Some(error),
             };
-            finish(
-                inner,
-                leased,
-                &a,
-                EventKind::ActivityTimedOut {
-                    seq: a.seq,
-                    failure,
-                },
-                rec,
-            )
-            .await;
+            finish(inner, leased, &a, EventKind::ActivityTimedOut { seq: a.seq, failure }, rec).await;
         }
         NextRetry::NonRetryable | NextRetry::AttemptsExhausted => {
             let ev = final_event(a.attempt, error);
@@ -409,11 +300,7 @@ async fn reschedule(
     at: Timestamp,
     rec: Option<AttemptRecord>,
 ) -> Result<(), StoreError> {
-    let task = Task {
-        visible_at: at,
-        kind: TaskKind::Activity(Box::new(a.clone())),
-        ..leased.task.clone()
-    };
+    let task = Task { visible_at: at, kind: TaskKind::Activity(Box::new(a.clone())), ..leased.task.clone() };
     let mut req = AppendRequest::new(leased.task.run_id.clone(), inner.clock.now())
         .task_op(TaskOp::Upsert(task))
         .complete(leased.task.key.clone(), leased.token);
@@ -424,33 +311,13 @@ async fn reschedule(
 }
 
 /// Records the activity's final outcome and advances the workflow in the same write.
-async fn finish(
-    inner: &Inner,
-    leased: LeasedTask,
-    a: &ActivityTask,
-    outcome: EventKind,
-    rec: AttemptRecord,
-) {
+async fn finish(inner: &Inner, leased: LeasedTask, a: &ActivityTask, outcome: EventKind, rec: AttemptRecord) {
     let inputs = vec![
-        EventKind::ActivityStarted {
-            seq: a.seq,
-            attempt: a.attempt.max(1),
-            worker: inner.options.identity.clone(),
-        },
+        EventKind::ActivityStarted { seq: a.seq, attempt: a.attempt.max(1), worker: inner.options.identity.clone() },
         outcome,
     ];
     let run_id = leased.task.run_id.clone();
-    process_run(
-        inner,
-        run_id,
-        Trigger::Activity {
-            task: leased,
-            seq: a.seq,
-            inputs,
-            attempt: rec,
-        },
-    )
-    .await;
+    process_run(inner, run_id, Trigger::Activity { task: leased, seq: a.seq, inputs, attempt: rec }).await;
 }
 
 /// Sends heartbeats to the store (throttled) and watches the heartbeat timeout. Resolves only
@@ -462,9 +329,7 @@ async fn heartbeat_pump(
     shared: Arc<ActivityShared>,
 ) -> AttemptResult {
     let hb_timeout = a.options.heartbeat_timeout;
-    let throttle = hb_timeout.map_or(Duration::from_secs(10), |t| {
-        (t / 2).max(Duration::from_millis(1))
-    });
+    let throttle = hb_timeout.map_or(Duration::from_secs(10), |t| (t / 2).max(Duration::from_millis(1)));
     let lease = leased.task.lease_duration;
     let mut last_beat = inner.clock.now();
     let mut last_sent: Option<Timestamp> = None;
@@ -491,18 +356,10 @@ async fn heartbeat_pump(
             return AttemptResult::TimedOut(TimeoutKind::Heartbeat);
         }
         if dirty && last_sent.is_none_or(|s| now.since(s) >= throttle) {
-            let details = shared
-                .latest
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
+            let details = shared.latest.lock().unwrap_or_else(|e| e.into_inner()).clone();
             dirty = false;
             last_sent = Some(now);
-            match inner
-                .store
-                .heartbeat(&leased.task.key, leased.token, details, now.add(lease))
-                .await
-            {
+            match inner.store.heartbeat(&leased.task.key, leased.token, details, now.add(lease)).await {
                 Ok(()) => {}
                 Err(StoreError::LeaseLost { .. }) => {
                     shared.cancel();

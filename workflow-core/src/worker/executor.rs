@@ -25,10 +25,7 @@ pub(crate) struct ExecState {
 pub(crate) enum Advance {
     /// New events to commit after `base` (the last event id the machine had seen before the
     /// extra inputs).
-    Ready {
-        activation: Activation,
-        base: EventId,
-    },
+    Ready { activation: Activation, base: EventId },
     /// The extra inputs refer to work that is no longer pending (cancelled, already recorded).
     Stale,
 }
@@ -80,11 +77,7 @@ impl ExecState {
         let extra_events: Vec<Event> = extra
             .iter()
             .enumerate()
-            .map(|(i, k)| Event {
-                id: base + 1 + i as EventId,
-                time: extra_time,
-                kind: k.clone(),
-            })
+            .map(|(i, k)| Event { id: base + 1 + i as EventId, time: extra_time, kind: k.clone() })
             .collect();
         machine.apply(&extra_events)?;
         let activation = machine.take_activation();
@@ -94,11 +87,7 @@ impl ExecState {
 
     /// Feeds events a workflow task committed back into the machine, so that it knows them as
     /// recorded.
-    pub(crate) fn committed(
-        &mut self,
-        run_id: &RunId,
-        events: &[Event],
-    ) -> Result<(), WorkflowTaskError> {
+    pub(crate) fn committed(&mut self, run_id: &RunId, events: &[Event]) -> Result<(), WorkflowTaskError> {
         if let Some(m) = self.cache.get_mut(run_id) {
             let r = m.apply(events);
             if r.is_err() || m.is_closed() {
@@ -124,11 +113,7 @@ impl Executor {
         thread::Builder::new()
             .name("workflow-executor".into())
             .spawn(move || {
-                let mut state = ExecState {
-                    cache: LruCache::new(cap),
-                    registry,
-                    limits,
-                };
+                let mut state = ExecState { cache: LruCache::new(cap), registry, limits };
                 while let Ok(job) = rx.recv() {
                     job(&mut state);
                 }
@@ -139,17 +124,12 @@ impl Executor {
 
     /// Runs `f` on the executor thread and waits for its result. Blocks the calling thread
     /// for the (short, CPU-only) duration of `f`.
-    pub(crate) fn call<R: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut ExecState) -> R + Send + 'static,
-    ) -> R {
+    pub(crate) fn call<R: Send + 'static>(&self, f: impl FnOnce(&mut ExecState) -> R + Send + 'static) -> R {
         let (rtx, rrx) = mpsc::sync_channel(1);
         let job: Job = Box::new(move |s| {
             let _ = rtx.send(f(s));
         });
-        self.tx
-            .send(job)
-            .expect("workflow executor thread is alive");
+        self.tx.send(job).expect("workflow executor thread is alive");
         rrx.recv().expect("workflow executor thread answered")
     }
 }

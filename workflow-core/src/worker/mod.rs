@@ -2,6 +2,8 @@
 //! activity attempts, and commits what they produce.
 
 mod activities;
+mod children;
+mod closing;
 mod executor;
 mod registry;
 mod workflow_tasks;
@@ -113,24 +115,15 @@ impl WorkerOptions {
     fn validate(&self) -> Result<(), crate::error::OptionsError> {
         for (option, v) in [
             ("max_concurrent_activities", self.max_concurrent_activities),
-            (
-                "max_concurrent_workflow_tasks",
-                self.max_concurrent_workflow_tasks,
-            ),
+            ("max_concurrent_workflow_tasks", self.max_concurrent_workflow_tasks),
             ("max_cached_runs", self.max_cached_runs),
         ] {
             if v == 0 {
-                return Err(crate::error::OptionsError {
-                    option,
-                    reason: "must be at least 1".into(),
-                });
+                return Err(crate::error::OptionsError { option, reason: "must be at least 1".into() });
             }
         }
         if self.poll_interval.is_zero() {
-            return Err(crate::error::OptionsError {
-                option: "poll_interval",
-                reason: "must be above zero".into(),
-            });
+            return Err(crate::error::OptionsError { option: "poll_interval", reason: "must be above zero".into() });
         }
         Ok(())
     }
@@ -158,12 +151,7 @@ pub struct Worker {
 impl Worker {
     /// A worker on `store` using the system clock.
     pub fn new(store: Arc<dyn Store>, options: WorkerOptions) -> Self {
-        Worker {
-            store,
-            clock: Arc::new(SystemClock),
-            options,
-            registry: Registry::default(),
-        }
+        Worker { store, clock: Arc::new(SystemClock), options, registry: Registry::default() }
     }
 
     /// Uses `clock` instead of the system clock (tests use a virtual clock).
@@ -179,10 +167,7 @@ impl Worker {
     }
 
     /// Registers an activity.
-    pub fn register_activity<A: Activity>(
-        &mut self,
-        activity: A,
-    ) -> Result<&mut Self, WorkerError> {
+    pub fn register_activity<A: Activity>(&mut self, activity: A) -> Result<&mut Self, WorkerError> {
         self.registry.add_activity(activity)?;
         Ok(self)
     }
@@ -200,11 +185,7 @@ impl Worker {
     pub fn start(self) -> Result<RunningWorker, WorkerError> {
         self.options.validate()?;
         let registry = Arc::new(self.registry);
-        let executor = Executor::spawn(
-            registry.clone(),
-            self.options.limits.clone(),
-            self.options.max_cached_runs,
-        );
+        let executor = Executor::spawn(registry.clone(), self.options.limits.clone(), self.options.max_cached_runs);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let inner = Arc::new(Inner {
             store: self.store,
@@ -219,11 +200,7 @@ impl Worker {
         });
         let wf = tokio::spawn(poll_loop(inner.clone(), TaskQueue::Workflow));
         let act = tokio::spawn(poll_loop(inner.clone(), TaskQueue::Activity));
-        Ok(RunningWorker {
-            inner,
-            shutdown_tx,
-            loops: vec![wf, act],
-        })
+        Ok(RunningWorker { inner, shutdown_tx, loops: vec![wf, act] })
     }
 }
 
@@ -258,12 +235,7 @@ impl Inner {
             g.entry(run_id.clone()).or_default().clone()
         };
         let guard = m.clone().lock_owned().await;
-        RunLock {
-            inner: self,
-            run_id: run_id.clone(),
-            _guard: Some(guard),
-            _m: m,
-        }
+        RunLock { inner: self, run_id: run_id.clone(), _guard: Some(guard), _m: m }
     }
 }
 
@@ -277,11 +249,7 @@ struct RunLock<'a> {
 impl Drop for RunLock<'_> {
     fn drop(&mut self) {
         self._guard.take();
-        let mut g = self
-            .inner
-            .run_locks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut g = self.inner.run_locks.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(m) = g.get(&self.run_id) {
             // Two references: the map's and ours. Nobody else waits; drop the entry.
             if Arc::strong_count(m) <= 2 {
@@ -291,15 +259,22 @@ impl Drop for RunLock<'_> {
     }
 }
 
+/// Terminates a run, closing its children by their policies and notifying its parent.
+pub(crate) async fn terminate(
+    store: &dyn Store,
+    run_id: &RunId,
+    reason: String,
+    now: crate::Timestamp,
+) -> Result<(), crate::error::StoreError> {
+    closing::terminate(store, run_id, reason, now, None).await
+}
+
 async fn poll_loop(inner: Arc<Inner>, queue: TaskQueue) {
     let permits = match queue {
         TaskQueue::Workflow => inner.workflow_permits.clone(),
         TaskQueue::Activity => inner.activity_permits.clone(),
     };
-    let notify = inner
-        .store
-        .notifier()
-        .unwrap_or_else(|| Arc::new(tokio::sync::Notify::new()));
+    let notify = inner.store.notifier().unwrap_or_else(|| Arc::new(tokio::sync::Notify::new()));
     let mut shutdown = inner.shutdown.clone();
     loop {
         if inner.is_shutting_down() {
@@ -321,11 +296,7 @@ async fn poll_loop(inner: Arc<Inner>, queue: TaskQueue) {
         tokio::pin!(notified);
         notified.as_mut().enable();
         let now = inner.clock.now();
-        let leased = match inner
-            .store
-            .lease_tasks(queue, now, granted.len(), &inner.options.identity)
-            .await
-        {
+        let leased = match inner.store.lease_tasks(queue, now, granted.len(), &inner.options.identity).await {
             Ok(v) => v,
             Err(e) => {
                 warn!(error = %e, ?queue, "leasing tasks failed; retrying");
@@ -335,9 +306,7 @@ async fn poll_loop(inner: Arc<Inner>, queue: TaskQueue) {
         };
         let got = leased.len();
         for task in leased {
-            let permit = granted
-                .pop()
-                .expect("leased at most as many tasks as permits");
+            let permit = granted.pop().expect("leased at most as many tasks as permits");
             let inner = inner.clone();
             tokio::spawn(async move {
                 handle_task(&inner, task).await;

@@ -12,28 +12,19 @@ use crate::replay::WorkflowFn;
 use crate::workflow::{Workflow, WorkflowContext, WorkflowError};
 
 pub(crate) trait ErasedActivity: Send + Sync {
-    fn run(
-        &self,
-        ctx: ActivityContext,
-        input: Payload,
-    ) -> BoxFuture<'_, Result<Payload, ActivityError>>;
+    fn run(&self, ctx: ActivityContext, input: Payload) -> BoxFuture<'_, Result<Payload, ActivityError>>;
 }
 
 struct ActivityAdapter<A>(A);
 
 impl<A: Activity> ErasedActivity for ActivityAdapter<A> {
-    fn run(
-        &self,
-        ctx: ActivityContext,
-        input: Payload,
-    ) -> BoxFuture<'_, Result<Payload, ActivityError>> {
+    fn run(&self, ctx: ActivityContext, input: Payload) -> BoxFuture<'_, Result<Payload, ActivityError>> {
         Box::pin(async move {
             let input: A::Input = input
                 .decode(&format!("input of activity {}", A::NAME))
                 .map_err(|e| ActivityError::non_retryable("InvalidInput", e.to_string()))?;
             let out = self.0.run(ctx, input).await?;
-            Payload::encode(&out)
-                .map_err(|e| ActivityError::non_retryable("InvalidOutput", e.to_string()))
+            Payload::encode(&out).map_err(|e| ActivityError::non_retryable("InvalidOutput", e.to_string()))
         })
     }
 }
@@ -60,10 +51,7 @@ pub(crate) struct Registry {
 impl Registry {
     pub(crate) fn add_workflow<W: Workflow>(&mut self) -> Result<(), WorkerError> {
         if self.workflows.contains_key(W::NAME) {
-            return Err(WorkerError::DuplicateRegistration {
-                kind: "workflow",
-                name: W::NAME.into(),
-            });
+            return Err(WorkerError::DuplicateRegistration { kind: "workflow", name: W::NAME.into() });
         }
         self.workflows.insert(W::NAME.into(), run_workflow::<W>);
         Ok(())
@@ -71,13 +59,9 @@ impl Registry {
 
     pub(crate) fn add_activity<A: Activity>(&mut self, activity: A) -> Result<(), WorkerError> {
         if self.activities.contains_key(A::NAME) {
-            return Err(WorkerError::DuplicateRegistration {
-                kind: "activity",
-                name: A::NAME.into(),
-            });
+            return Err(WorkerError::DuplicateRegistration { kind: "activity", name: A::NAME.into() });
         }
-        self.activities
-            .insert(A::NAME.into(), Arc::new(ActivityAdapter(activity)));
+        self.activities.insert(A::NAME.into(), Arc::new(ActivityAdapter(activity)));
         Ok(())
     }
 

@@ -6,44 +6,35 @@ use std::time::Duration;
 use tracing::{debug, info_span, warn, Instrument};
 
 use super::executor::Advance;
-use super::Inner;
+use super::{children, closing, Inner};
 use crate::error::{Failure, StoreError, WorkflowTaskError};
 use crate::history::{Event, EventKind};
 use crate::ids::{EventId, RunId, Seq};
-use crate::store::{
-    ActivityTask, AppendRequest, AttemptRecord, LeasedTask, Task, TaskKey, TaskKind, TaskOp,
-};
+use crate::store::{ActivityTask, AppendRequest, AttemptRecord, LeasedTask, Task, TaskKey, TaskKind, TaskOp};
 use crate::time::Timestamp;
 
 /// What made the run need advancing.
 pub(crate) enum Trigger {
     /// Its workflow task.
     Workflow { task: LeasedTask, failures: u32 },
-    /// A timer fired.
-    Timer { task: LeasedTask, seq: Seq },
+    /// An outcome for command `seq` (a timer fired, a child started or ended), recorded by
+    /// `inputs`.
+    Input { task: LeasedTask, seq: Seq, inputs: Vec<EventKind> },
     /// An activity reached its final outcome; `inputs` record it.
-    Activity {
-        task: LeasedTask,
-        seq: Seq,
-        inputs: Vec<EventKind>,
-        attempt: AttemptRecord,
-    },
+    Activity { task: LeasedTask, seq: Seq, inputs: Vec<EventKind>, attempt: AttemptRecord },
 }
 
 impl Trigger {
     fn task(&self) -> &LeasedTask {
         match self {
-            Trigger::Workflow { task, .. }
-            | Trigger::Timer { task, .. }
-            | Trigger::Activity { task, .. } => task,
+            Trigger::Workflow { task, .. } | Trigger::Input { task, .. } | Trigger::Activity { task, .. } => task,
         }
     }
 
     fn inputs(&self) -> (Vec<EventKind>, Option<Seq>) {
         match self {
             Trigger::Workflow { .. } => (Vec::new(), None),
-            Trigger::Timer { seq, .. } => (vec![EventKind::TimerFired { seq: *seq }], Some(*seq)),
-            Trigger::Activity { seq, inputs, .. } => (inputs.clone(), Some(*seq)),
+            Trigger::Input { seq, inputs, .. } | Trigger::Activity { seq, inputs, .. } => (inputs.clone(), Some(*seq)),
         }
     }
 
@@ -64,11 +55,22 @@ fn task_retry_backoff(failures: u32) -> Duration {
 pub(crate) async fn handle(inner: &Arc<Inner>, task: LeasedTask) {
     let run_id = task.task.run_id.clone();
     let trigger = match &task.task.kind {
-        TaskKind::Workflow { failures } => Trigger::Workflow {
-            failures: *failures,
-            task,
-        },
-        TaskKind::Timer { seq } => Trigger::Timer { seq: *seq, task },
+        TaskKind::Workflow { failures } => Trigger::Workflow { failures: *failures, task },
+        TaskKind::Timer { seq } => {
+            Trigger::Input { seq: *seq, inputs: vec![EventKind::TimerFired { seq: *seq }], task }
+        }
+        TaskKind::StartChild(st) => {
+            let st = (**st).clone();
+            return children::start_child(inner, task, st).await;
+        }
+        TaskKind::ChildClosed { seq, child_run_id } => {
+            let (seq, child) = (*seq, child_run_id.clone());
+            return children::deliver_child_end(inner, task, seq, child).await;
+        }
+        TaskKind::ParentClosed { policy, parent_workflow_id } => {
+            let (policy, parent) = (*policy, parent_workflow_id.clone());
+            return children::apply_parent_close(inner, task, policy, parent).await;
+        }
         TaskKind::Activity(_) => {
             warn!(task = %task.task.key, "activity task on the workflow queue; ignoring");
             return;
@@ -80,9 +82,7 @@ pub(crate) async fn handle(inner: &Arc<Inner>, task: LeasedTask) {
 /// Advances `run_id` because of `trigger` and commits the outcome in one append.
 pub(crate) async fn process_run(inner: &Inner, run_id: RunId, trigger: Trigger) {
     let span = info_span!("workflow_task", run_id = %run_id, workflow_id = tracing::field::Empty);
-    process_run_inner(inner, run_id, trigger)
-        .instrument(span)
-        .await
+    process_run_inner(inner, run_id, trigger).instrument(span).await
 }
 
 async fn process_run_inner(inner: &Inner, run_id: RunId, trigger: Trigger) {
@@ -103,14 +103,9 @@ async fn process_run_inner(inner: &Inner, run_id: RunId, trigger: Trigger) {
             }
         };
         let (workflow_type, workflow_id) = match (cached, history.first().map(|e| &e.kind)) {
-            (
-                None,
-                Some(EventKind::WorkflowStarted {
-                    workflow_type,
-                    workflow_id,
-                    ..
-                }),
-            ) => (workflow_type.clone(), workflow_id.clone()),
+            (None, Some(EventKind::WorkflowStarted { workflow_type, workflow_id, .. })) => {
+                (workflow_type.clone(), workflow_id.clone())
+            }
             (None, _) => {
                 let err = WorkflowTaskError::MalformedHistory {
                     run_id: run_id.clone(),
@@ -163,11 +158,25 @@ async fn process_run_inner(inner: &Inner, run_id: RunId, trigger: Trigger) {
         let mut events = extra.clone();
         events.extend(new_events.iter().cloned());
         let task = trigger.task();
+        let mut ops = task_ops(&run_id, &workflow_id, now, &new_events);
+        if new_events.iter().any(EventKind::is_terminal) {
+            let full = match inner.store.read_history(&run_id, 0).await {
+                Ok(h) => h,
+                Err(e) => {
+                    evict(inner, &run_id);
+                    warn!(error = %e, "reading history to close the run failed; retried later");
+                    return;
+                }
+            };
+            let parent = closing::parent_of(full.iter().map(|e| &e.kind));
+            let all = full.iter().map(|e| &e.kind).chain(events.iter());
+            ops.extend(closing::close_ops(&run_id, &workflow_id, parent.as_ref(), all, now));
+        }
         let mut req = AppendRequest::new(run_id.clone(), now)
             .expect_last(base)
             .events(events)
             .complete(task.task.key.clone(), task.token);
-        req.task_ops = task_ops(&run_id, &workflow_id, now, &new_events);
+        req.task_ops = ops;
         if let Some(a) = trigger.attempt() {
             req = req.attempt(a);
         }
@@ -180,11 +189,7 @@ async fn process_run_inner(inner: &Inner, run_id: RunId, trigger: Trigger) {
                 let committed: Vec<Event> = new_events
                     .into_iter()
                     .enumerate()
-                    .map(|(i, kind)| Event {
-                        id: first + i as EventId,
-                        time: out.time,
-                        kind,
-                    })
+                    .map(|(i, kind)| Event { id: first + i as EventId, time: out.time, kind })
                     .collect();
                 let r = run_id.clone();
                 if let Err(e) = inner.executor.call(move |s| s.committed(&r, &committed)) {
@@ -218,8 +223,7 @@ fn evict(inner: &Inner, run_id: &RunId) {
 
 async fn complete_only(inner: &Inner, run_id: &RunId, trigger: &Trigger) -> Result<(), StoreError> {
     let t = trigger.task();
-    let mut req =
-        AppendRequest::new(run_id.clone(), inner.clock.now()).complete(t.task.key.clone(), t.token);
+    let mut req = AppendRequest::new(run_id.clone(), inner.clock.now()).complete(t.task.key.clone(), t.token);
     if let Some(a) = trigger.attempt() {
         req = req.attempt(a);
     }
@@ -228,21 +232,11 @@ async fn complete_only(inner: &Inner, run_id: &RunId, trigger: &Trigger) -> Resu
 
 /// The tasks that new events cause: an activity task per scheduled activity, a timer task per
 /// timer, deletions for cancelled ones.
-pub(crate) fn task_ops(
-    run_id: &RunId,
-    workflow_id: &str,
-    now: Timestamp,
-    events: &[EventKind],
-) -> Vec<TaskOp> {
+pub(crate) fn task_ops(run_id: &RunId, workflow_id: &str, now: Timestamp, events: &[EventKind]) -> Vec<TaskOp> {
     events
         .iter()
         .filter_map(|e| match e {
-            EventKind::ActivityScheduled {
-                seq,
-                activity_type,
-                input,
-                options,
-            } => Some(TaskOp::Upsert(Task {
+            EventKind::ActivityScheduled { seq, activity_type, input, options } => Some(TaskOp::Upsert(Task {
                 key: TaskKey::activity(run_id, *seq),
                 run_id: run_id.clone(),
                 visible_at: now,
@@ -267,9 +261,22 @@ pub(crate) fn task_ops(
                 lease_duration: Duration::from_secs(60),
                 kind: TaskKind::Timer { seq: *seq },
             })),
-            EventKind::ActivityCancelled { seq } => {
-                Some(TaskOp::Delete(TaskKey::activity(run_id, *seq)))
+            EventKind::ChildWorkflowInitiated { seq, workflow_type, workflow_id: child_id, input, .. } => {
+                Some(TaskOp::Upsert(Task {
+                    key: TaskKey::start_child(run_id, *seq),
+                    run_id: run_id.clone(),
+                    visible_at: now,
+                    lease_duration: Duration::from_secs(60),
+                    kind: TaskKind::StartChild(Box::new(crate::store::StartChildTask {
+                        seq: *seq,
+                        parent_workflow_id: workflow_id.to_string(),
+                        workflow_type: workflow_type.clone(),
+                        workflow_id: child_id.clone(),
+                        input: input.clone(),
+                    })),
+                }))
             }
+            EventKind::ActivityCancelled { seq } => Some(TaskOp::Delete(TaskKey::activity(run_id, *seq))),
             EventKind::TimerCancelled { seq } => Some(TaskOp::Delete(TaskKey::timer(run_id, *seq))),
             _ => None,
         })
@@ -286,31 +293,22 @@ async fn on_task_failure(inner: &Inner, run_id: &RunId, trigger: Trigger, err: W
     let req = match trigger {
         Trigger::Workflow { failures, .. } => {
             let mut next = Task::workflow(run_id, now.add(task_retry_backoff(failures)));
-            next.kind = TaskKind::Workflow {
-                failures: failures + 1,
-            };
+            next.kind = TaskKind::Workflow { failures: failures + 1 };
             AppendRequest::new(run_id.clone(), now).task_op(TaskOp::Upsert(next))
         }
-        Trigger::Timer { .. } => {
+        Trigger::Input { .. } => {
             let mut again = t.task.clone();
             again.visible_at = now.add(task_retry_backoff(4));
             AppendRequest::new(run_id.clone(), now).task_op(TaskOp::Upsert(again))
         }
-        Trigger::Activity {
-            inputs, attempt, ..
-        } => {
+        Trigger::Activity { inputs, attempt, .. } => {
             // The outcome must not be lost: record it; the workflow task processes it later.
             let mut wt = Task::workflow(run_id, now.add(task_retry_backoff(0)));
             wt.kind = TaskKind::Workflow { failures: 1 };
-            AppendRequest::new(run_id.clone(), now)
-                .events(inputs)
-                .task_op(TaskOp::Upsert(wt))
-                .attempt(attempt)
+            AppendRequest::new(run_id.clone(), now).events(inputs).task_op(TaskOp::Upsert(wt)).attempt(attempt)
         }
     };
-    let req = req
-        .complete(t.task.key.clone(), t.token)
-        .task_failure(Some(msg));
+    let req = req.complete(t.task.key.clone(), t.token).task_failure(Some(msg));
     if let Err(e) = inner.store.append(req).await {
         warn!(error = %e, "recording the workflow task failure failed");
     }

@@ -12,12 +12,14 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::activity::Activity;
-use crate::history::ActivityFailure;
+use crate::history::{ActivityFailure, ChildEnd, ChildFailure};
 use crate::ids::{RunId, Seq};
 use crate::options::ActivityOptions;
 use crate::payload::Payload;
+use crate::policy::ParentClosePolicy;
 use crate::replay::{Command, Resolution, RunState};
 use crate::time::Timestamp;
+use crate::workflow::Workflow;
 use crate::workflow::WorkflowError;
 
 /// The workflow was cancelled while this future was pending.
@@ -71,9 +73,7 @@ impl WorkflowContext {
 
     /// Resolves when cancellation is requested.
     pub fn cancelled(&self) -> CancelledFuture {
-        CancelledFuture {
-            state: self.state.clone(),
-        }
+        CancelledFuture { state: self.state.clone() }
     }
 
     /// Runs `f` once and records its value; replay returns the recorded value without running
@@ -94,9 +94,7 @@ impl WorkflowContext {
             None => Payload::encode(&f())?,
         };
         let out = value.decode("side effect value")?;
-        self.state
-            .borrow_mut()
-            .issue(Command::RecordSideEffect { seq, value });
+        self.state.borrow_mut().issue(Command::RecordSideEffect { seq, value });
         Ok(out)
     }
 
@@ -107,18 +105,11 @@ impl WorkflowContext {
 
     /// Schedules activity `A` with the given options. The command is issued now, in call
     /// order; await the future for the result.
-    pub fn activity_with<A: Activity>(
-        &self,
-        input: A::Input,
-        options: ActivityOptions,
-    ) -> ActivityFuture<A::Output> {
+    pub fn activity_with<A: Activity>(&self, input: A::Input, options: ActivityOptions) -> ActivityFuture<A::Output> {
         let reject = |reason: String| ActivityFuture {
             state: self.state.clone(),
             seq: None,
-            rejected: Some(ActivityFailure::Rejected {
-                activity_type: A::NAME.into(),
-                reason,
-            }),
+            rejected: Some(ActivityFailure::Rejected { activity_type: A::NAME.into(), reason }),
             _out: PhantomData,
         };
         if let Err(e) = options.validate() {
@@ -129,32 +120,21 @@ impl WorkflowContext {
             Err(e) => return reject(e.to_string()),
         };
         let mut s = self.state.borrow_mut();
-        if let Err(e) = input.check_size(
-            &format!("input of activity {}", A::NAME),
-            s.limits.max_payload_bytes,
-        ) {
+        if let Err(e) = input.check_size(&format!("input of activity {}", A::NAME), s.limits.max_payload_bytes) {
             drop(s);
             return reject(e.to_string());
         }
         if s.pending.len() >= s.limits.max_pending_per_run {
             let max = s.limits.max_pending_per_run;
             drop(s);
-            return reject(format!("the run already has {max} pending activities and timers (Limits::max_pending_per_run)"));
+            return reject(format!(
+                "the run already has {max} pending activities and timers (Limits::max_pending_per_run)"
+            ));
         }
         let seq = s.take_seq();
-        s.issue(Command::ScheduleActivity {
-            seq,
-            activity_type: A::NAME.into(),
-            input,
-            options,
-        });
+        s.issue(Command::ScheduleActivity { seq, activity_type: A::NAME.into(), input, options });
         drop(s);
-        ActivityFuture {
-            state: self.state.clone(),
-            seq: Some(seq),
-            rejected: None,
-            _out: PhantomData,
-        }
+        ActivityFuture { state: self.state.clone(), seq: Some(seq), rejected: None, _out: PhantomData }
     }
 
     /// A durable timer: resolves after `d` of workflow time, across restarts. Fails with
@@ -164,10 +144,7 @@ impl WorkflowContext {
         let seq = s.take_seq();
         let fire_at = s.now.add(d);
         s.issue(Command::StartTimer { seq, fire_at });
-        TimerFuture {
-            state: self.state.clone(),
-            seq,
-        }
+        TimerFuture { state: self.state.clone(), seq }
     }
 }
 
@@ -194,17 +171,14 @@ impl<O: DeserializeOwned> Future for ActivityFuture<O> {
         };
         let mut s = self.state.borrow_mut();
         match s.take_resolution(seq, cx.waker()) {
-            Some(Resolution::Activity {
-                activity_type,
-                result,
-            }) => Poll::Ready(match result {
-                Ok(p) => p
-                    .decode(&format!("result of activity {activity_type}"))
-                    .map_err(|e| ActivityFailure::Failed {
+            Some(Resolution::Activity { activity_type, result }) => Poll::Ready(match result {
+                Ok(p) => {
+                    p.decode(&format!("result of activity {activity_type}")).map_err(|e| ActivityFailure::Failed {
                         activity_type,
                         attempts: 0,
                         error: crate::ActivityError::non_retryable("PayloadDecode", e.to_string()),
-                    }),
+                    })
+                }
                 Err(f) => Err(f),
             }),
             Some(_) | None => Poll::Pending,
@@ -225,9 +199,7 @@ impl Future for TimerFuture {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut s = self.state.borrow_mut();
         match s.take_resolution(self.seq, cx.waker()) {
-            Some(Resolution::Timer { fired }) => {
-                Poll::Ready(if fired { Ok(()) } else { Err(Cancelled) })
-            }
+            Some(Resolution::Timer { fired }) => Poll::Ready(if fired { Ok(()) } else { Err(Cancelled) }),
             Some(_) | None => Poll::Pending,
         }
     }
@@ -248,6 +220,124 @@ impl Future for CancelledFuture {
         } else {
             s.cancel_wakers.push(cx.waker().clone());
             Poll::Pending
+        }
+    }
+}
+
+/// How a child workflow is started.
+///
+/// ```
+/// use workflow_core::{ChildWorkflowOptions, ParentClosePolicy};
+/// let options = ChildWorkflowOptions::default()
+///     .id("batch-7/chunk-3")
+///     .parent_close_policy(ParentClosePolicy::Abandon);
+/// assert_eq!(options.id.as_deref(), Some("batch-7/chunk-3"));
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct ChildWorkflowOptions {
+    /// The child's workflow id. Default: `<parent workflow id>/child-<seq>`, deterministic.
+    pub id: Option<String>,
+    /// What happens to the child when the parent closes. Default: terminate it.
+    pub parent_close_policy: ParentClosePolicy,
+}
+
+impl ChildWorkflowOptions {
+    /// Sets the child's workflow id.
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// Sets the parent-close policy.
+    pub fn parent_close_policy(mut self, p: ParentClosePolicy) -> Self {
+        self.parent_close_policy = p;
+        self
+    }
+}
+
+impl WorkflowContext {
+    /// Starts child workflow `W` with default options.
+    pub fn child<W: Workflow>(&self, input: W::Input) -> ChildFuture<W::Output> {
+        self.child_with::<W>(input, ChildWorkflowOptions::default())
+    }
+
+    /// Starts child workflow `W`. The child is a run of its own, with its own history; the
+    /// future resolves when it ends. A failed, cancelled or terminated child, or one that
+    /// could not start (unknown type, id in use), resolves to a [`ChildFailure`].
+    pub fn child_with<W: Workflow>(&self, input: W::Input, options: ChildWorkflowOptions) -> ChildFuture<W::Output> {
+        let mut s = self.state.borrow_mut();
+        let seq = s.take_seq();
+        let workflow_id = options.id.clone().unwrap_or_else(|| format!("{}/child-{seq}", s.workflow_id));
+        let reject = |reason: String| ChildFailure {
+            workflow_id: workflow_id.clone(),
+            workflow_type: W::NAME.into(),
+            kind: ChildEnd::StartFailed,
+            cause: Some(crate::Failure::new("ChildStartRejected", reason)),
+        };
+        let checked = crate::ids::validate_id("child workflow id", &workflow_id, s.limits.max_id_bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|_| Payload::encode(&input).map_err(|e| e.to_string()))
+            .and_then(|p| {
+                p.check_size(&format!("input of child workflow {}", W::NAME), s.limits.max_payload_bytes)
+                    .map(|_| p)
+                    .map_err(|e| e.to_string())
+            });
+        let input = match checked {
+            Ok(p) => p,
+            Err(reason) => {
+                // The seq stays consumed without a command: a rejection is deterministic.
+                return ChildFuture {
+                    state: self.state.clone(),
+                    seq,
+                    rejected: Some(reject(reason)),
+                    _out: PhantomData,
+                };
+            }
+        };
+        s.issue(Command::StartChild {
+            seq,
+            workflow_type: W::NAME.into(),
+            workflow_id,
+            input,
+            parent_close_policy: options.parent_close_policy,
+        });
+        drop(s);
+        ChildFuture { state: self.state.clone(), seq, rejected: None, _out: PhantomData }
+    }
+}
+
+/// The pending result of a child workflow.
+#[must_use = "a child's result is only observed when awaited"]
+pub struct ChildFuture<O> {
+    state: Rc<RefCell<RunState>>,
+    seq: Seq,
+    rejected: Option<ChildFailure>,
+    _out: PhantomData<fn() -> O>,
+}
+
+impl<O> Unpin for ChildFuture<O> {}
+
+impl<O: DeserializeOwned> Future for ChildFuture<O> {
+    type Output = Result<O, ChildFailure>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Some(f) = self.rejected.take() {
+            return Poll::Ready(Err(f));
+        }
+        let mut s = self.state.borrow_mut();
+        let who = s.pending_child(self.seq).map(|(t, id)| (t.to_string(), id.to_string()));
+        match s.take_resolution(self.seq, cx.waker()) {
+            Some(Resolution::Child { result }) => Poll::Ready(match result {
+                Ok(p) => p.decode("child workflow result").map_err(|e| ChildFailure {
+                    workflow_id: who.as_ref().map(|w| w.1.clone()).unwrap_or_default(),
+                    workflow_type: who.map(|w| w.0).unwrap_or_default(),
+                    kind: ChildEnd::Failed,
+                    cause: Some(crate::Failure::new("PayloadDecode", e.to_string())),
+                }),
+                Err(f) => Err(f),
+            }),
+            Some(_) | None => Poll::Pending,
         }
     }
 }

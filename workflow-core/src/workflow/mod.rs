@@ -7,7 +7,7 @@ use std::future::Future;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-pub use context::{ActivityFuture, CancelledFuture, TimerFuture, WorkflowContext};
+pub use context::{ActivityFuture, CancelledFuture, ChildFuture, ChildWorkflowOptions, TimerFuture, WorkflowContext};
 
 use crate::error::{Failure, PayloadError};
 use crate::history::ActivityFailure;
@@ -96,6 +96,12 @@ impl From<ActivityFailure> for WorkflowError {
             ActivityFailure::Cancelled { .. } => WorkflowError::Cancelled,
             other => WorkflowError::Failed(other.to_failure()),
         }
+    }
+}
+
+impl From<crate::history::ChildFailure> for WorkflowError {
+    fn from(f: crate::history::ChildFailure) -> Self {
+        WorkflowError::Failed(f.to_failure())
     }
 }
 
