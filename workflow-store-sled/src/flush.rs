@@ -29,6 +29,7 @@ struct Pending {
 
 struct Shared {
     pending: Mutex<Pending>,
+    flushes: std::sync::atomic::AtomicU64,
     wake: Condvar,
     flushed: watch::Sender<Flushed>,
 }
@@ -49,6 +50,7 @@ impl Flusher {
     pub(crate) fn start(db: sled::Db, durability: Durability, delay: Duration) -> Flusher {
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
+            flushes: Default::default(),
             wake: Condvar::new(),
             flushed: watch::Sender::new(Flushed::default()),
         });
@@ -71,6 +73,12 @@ impl Flusher {
         drop(p);
         self.shared.wake.notify_one();
         gen
+    }
+
+    /// How many flushes the flusher has done.
+    #[cfg(test)]
+    pub(crate) fn flushes(&self) -> u64 {
+        self.shared.flushes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Waits until write `gen` is on disk (immediately in relaxed mode).
@@ -138,6 +146,7 @@ fn run(s: &Shared, db: &sled::Db, durability: Durability, delay: Duration) {
             std::thread::sleep(delay);
         }
         let target = s.lock().written;
+        s.flushes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match db.flush() {
             Ok(_) => {
                 flushed = target;

@@ -149,9 +149,9 @@ impl Inner {
         }
         if let Some(c) = req.complete {
             let rearmed = b.upserted.contains(&c.key) || st.leases.get(&c.key).is_some_and(|l| l.rearmed);
-            if b.task(&c.key)?.is_none() {
-                b.delete(&c.key)?;
-            } else if !c.release && !rearmed {
+            // A task deleted by this very append only loses its lease.
+            let gone = b.task(&c.key)?.is_none();
+            if gone || (!c.release && !rearmed) {
                 b.delete(&c.key)?;
             } else {
                 b.clear_lease(&c.key);
