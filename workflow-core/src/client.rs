@@ -282,6 +282,12 @@ pub struct WorkflowHandle<W> {
     _w: PhantomData<fn() -> W>,
 }
 
+impl<W> std::fmt::Debug for WorkflowHandle<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkflowHandle").field("workflow_id", &self.workflow_id).field("run_id", &self.run_id).finish()
+    }
+}
+
 impl<W> Clone for WorkflowHandle<W> {
     fn clone(&self) -> Self {
         WorkflowHandle {

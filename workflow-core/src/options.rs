@@ -191,8 +191,7 @@ mod tests {
         assert!(ActivityOptions::default().validate().is_ok());
         let zero = ActivityOptions::default().heartbeat_timeout(Duration::ZERO);
         assert_eq!(zero.validate().unwrap_err().option, "heartbeat_timeout");
-        let mut none = ActivityOptions::default();
-        none.start_to_close_timeout = None;
+        let none = ActivityOptions { start_to_close_timeout: None, ..Default::default() };
         assert!(none.validate().is_err());
     }
 

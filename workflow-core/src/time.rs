@@ -13,6 +13,7 @@ pub struct Timestamp(pub u64);
 
 impl Timestamp {
     /// The timestamp `d` later, saturating.
+    #[allow(clippy::should_implement_trait)]
     pub fn add(self, d: Duration) -> Timestamp {
         Timestamp(self.0.saturating_add(d.as_millis().min(u64::MAX as u128) as u64))
     }

@@ -333,7 +333,7 @@ impl Store for MemoryStore {
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunInfo>, StoreError> {
         let g = self.lock();
         let mut rows: Vec<&RunRow> = g.runs.values().filter(|r| filter.matches(&r.info)).collect();
-        rows.sort_by(|a, b| b.seq_no.cmp(&a.seq_no));
+        rows.sort_by_key(|r| std::cmp::Reverse(r.seq_no));
         Ok(rows.into_iter().take(filter.limit.unwrap_or(usize::MAX)).map(|r| r.info.clone()).collect())
     }
 

@@ -14,6 +14,9 @@ use crate::policy::{next_retry, NextRetry};
 use crate::store::{ActivityTask, AppendRequest, AttemptOutcome, AttemptRecord, LeasedTask, Task, TaskKind, TaskOp};
 use crate::time::Timestamp;
 
+/// Builds the activity's final event from the attempt count and the last error.
+type FinalEvent = Box<dyn FnOnce(u32, ActivityError) -> EventKind + Send>;
+
 enum AttemptResult {
     Ok(crate::payload::Payload),
     Err(ActivityError),
@@ -165,11 +168,7 @@ async fn run(inner: &Arc<Inner>, leased: LeasedTask, mut a: ActivityTask) {
         r.last_heartbeat = last_hb.clone();
         r
     };
-    let (error, outcome, final_event): (
-        ActivityError,
-        AttemptOutcome,
-        Box<dyn FnOnce(u32, ActivityError) -> EventKind + Send>,
-    ) = match result {
+    let (error, outcome, final_event): (ActivityError, AttemptOutcome, FinalEvent) = match result {
         AttemptResult::Ok(p) => {
             let rec = rec(AttemptOutcome::Completed);
             match p

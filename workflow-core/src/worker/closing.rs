@@ -60,6 +60,37 @@ pub(crate) fn parent_of<'a>(mut events: impl Iterator<Item = &'a EventKind>) -> 
     }
 }
 
+/// Terminates `run_id` with `reason`: the terminal event and what closing causes (parent
+/// notified, children closed by their policy) in one append. `complete` finishes a lease in
+/// the same write.
+pub(crate) async fn terminate(
+    store: &dyn crate::store::Store,
+    run_id: &RunId,
+    reason: String,
+    now: Timestamp,
+    complete: Option<(TaskKey, crate::store::LeaseToken)>,
+) -> Result<(), crate::error::StoreError> {
+    let history = store.read_history(run_id, 0).await?;
+    let (workflow_id, parent) = match history.first().map(|e| &e.kind) {
+        Some(EventKind::WorkflowStarted { workflow_id, parent, .. }) => (workflow_id.clone(), parent.clone()),
+        _ => (String::new(), None),
+    };
+    let terminal = EventKind::WorkflowTerminated { reason };
+    let ops = close_ops(
+        run_id,
+        &workflow_id,
+        parent.as_ref(),
+        history.iter().map(|e| &e.kind).chain(std::iter::once(&terminal)),
+        now,
+    );
+    let mut req = crate::store::AppendRequest::new(run_id.clone(), now).events([terminal]);
+    req.task_ops = ops;
+    if let Some((key, token)) = complete {
+        req = req.complete(key, token);
+    }
+    store.append(req).await.map(|_| ())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,35 +137,4 @@ mod tests {
             .collect();
         assert_eq!(keys, vec!["childclosed/gp-run/3".to_string(), "parentclosed/c0-run".to_string()]);
     }
-}
-
-/// Terminates `run_id` with `reason`: the terminal event and what closing causes (parent
-/// notified, children closed by their policy) in one append. `complete` finishes a lease in
-/// the same write.
-pub(crate) async fn terminate(
-    store: &dyn crate::store::Store,
-    run_id: &RunId,
-    reason: String,
-    now: Timestamp,
-    complete: Option<(TaskKey, crate::store::LeaseToken)>,
-) -> Result<(), crate::error::StoreError> {
-    let history = store.read_history(run_id, 0).await?;
-    let (workflow_id, parent) = match history.first().map(|e| &e.kind) {
-        Some(EventKind::WorkflowStarted { workflow_id, parent, .. }) => (workflow_id.clone(), parent.clone()),
-        _ => (String::new(), None),
-    };
-    let terminal = EventKind::WorkflowTerminated { reason };
-    let ops = close_ops(
-        run_id,
-        &workflow_id,
-        parent.as_ref(),
-        history.iter().map(|e| &e.kind).chain(std::iter::once(&terminal)),
-        now,
-    );
-    let mut req = crate::store::AppendRequest::new(run_id.clone(), now).events([terminal]);
-    req.task_ops = ops;
-    if let Some((key, token)) = complete {
-        req = req.complete(key, token);
-    }
-    store.append(req).await.map(|_| ())
 }

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
 use tracing::warn;
 
 pub(crate) use registry::Registry;
@@ -197,6 +198,7 @@ impl Worker {
             executor,
             run_locks: Mutex::new(HashMap::new()),
             shutdown: shutdown_rx,
+            inflight: Mutex::new(JoinSet::new()),
         });
         let wf = tokio::spawn(poll_loop(inner.clone(), TaskQueue::Workflow));
         let act = tokio::spawn(poll_loop(inner.clone(), TaskQueue::Activity));
@@ -220,6 +222,12 @@ pub(crate) struct Inner {
     workflow_permits: Arc<Semaphore>,
     activity_permits: Arc<Semaphore>,
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// Running tasks; aborted when the worker is dropped (as a crash would end them).
+    inflight: Mutex<JoinSet<()>>,
+}
+
+fn inner_set(inner: &Inner) -> std::sync::MutexGuard<'_, JoinSet<()>> {
+    inner.inflight.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Inner {
@@ -305,13 +313,17 @@ async fn poll_loop(inner: Arc<Inner>, queue: TaskQueue) {
             }
         };
         let got = leased.len();
+        let inner_ref = inner.clone();
         for task in leased {
             let permit = granted.pop().expect("leased at most as many tasks as permits");
             let inner = inner.clone();
-            tokio::spawn(async move {
+            let fut = async move {
                 handle_task(&inner, task).await;
                 drop(permit);
-            });
+            };
+            let mut set = inner_set(&inner_ref);
+            while set.try_join_next().is_some() {}
+            set.spawn(fut);
         }
         drop(granted);
         if got > 0 {
@@ -377,10 +389,13 @@ impl RunningWorker {
 }
 
 impl Drop for RunningWorker {
+    /// Stops everything at once, like a crash: running attempts are aborted and their leases
+    /// expire. Use [`RunningWorker::shutdown`] to stop gracefully.
     fn drop(&mut self) {
         let _ = self.shutdown_tx.send(true);
         for l in &self.loops {
             l.abort();
         }
+        inner_set(&self.inner).abort_all();
     }
 }

@@ -14,6 +14,7 @@ use crate::store::{ActivityTask, AppendRequest, AttemptRecord, LeasedTask, Task,
 use crate::time::Timestamp;
 
 /// What made the run need advancing.
+#[allow(clippy::large_enum_variant)] // short-lived, one per task
 pub(crate) enum Trigger {
     /// Its workflow task.
     Workflow { task: LeasedTask, failures: u32 },
@@ -180,9 +181,8 @@ async fn process_run_inner(inner: &Inner, run_id: RunId, trigger: Trigger) {
         if let Some(a) = trigger.attempt() {
             req = req.attempt(a);
         }
-        if matches!(trigger, Trigger::Workflow { .. }) {
-            req = req.task_failure(None);
-        }
+        // A successful workflow task clears any earlier stuck reason.
+        req = req.task_failure(None);
         match inner.store.append(req).await {
             Ok(out) => {
                 let first = base + extra.len() as EventId + 1;
