@@ -219,6 +219,16 @@ impl Client {
         }
     }
 
+    /// Sends signal `S` to the open run of `workflow_id`. Fails with
+    /// [`ControlError::NotFound`] or [`ControlError::AlreadyClosed`] when there is no open run.
+    pub async fn signal<S: crate::workflow::Signal>(
+        &self,
+        workflow_id: &str,
+        payload: S::Payload,
+    ) -> Result<(), ControlError> {
+        self.signal_raw(workflow_id, S::NAME, Payload::encode(&payload)?).await
+    }
+
     /// Sends signal `name` with `payload` to the open run of `workflow_id`.
     pub async fn signal_raw(&self, workflow_id: &str, name: &str, payload: Payload) -> Result<(), ControlError> {
         payload.check_size("signal payload", self.limits.max_payload_bytes)?;

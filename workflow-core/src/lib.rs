@@ -80,6 +80,6 @@ pub use policy::{NextRetry, ParentClosePolicy, RetryPolicy};
 pub use time::{Clock, SystemClock, Timestamp};
 pub use worker::{RunningWorker, Worker, WorkerOptions};
 pub use workflow::{
-    ActivityFuture, Cancelled, CancelledFuture, ChildFuture, ChildWorkflowOptions, TimerFuture, Workflow,
-    WorkflowContext, WorkflowError,
+    ActivityFuture, Cancelled, CancelledFuture, ChildFuture, ChildWorkflowOptions, Elapsed, Signal, SignalFuture,
+    TimerFuture, Workflow, WorkflowContext, WorkflowError,
 };

@@ -238,6 +238,9 @@ impl RunMachine {
                     let mut s = self.state.borrow_mut();
                     s.now = e.time;
                     s.signals.push_back((name.clone(), payload.clone()));
+                    for w in s.signal_wakers.drain(..) {
+                        w.wake();
+                    }
                 }
                 self.drive(e.id)
             }

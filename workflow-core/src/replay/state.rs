@@ -85,6 +85,7 @@ pub(crate) struct RunState {
     pub(crate) cancel_requested: bool,
     pub(crate) cancel_wakers: Vec<Waker>,
     pub(crate) signals: VecDeque<(String, Payload)>,
+    pub(crate) signal_wakers: Vec<Waker>,
 }
 
 impl RunState {
@@ -103,6 +104,7 @@ impl RunState {
             cancel_requested: false,
             cancel_wakers: Vec::new(),
             signals: VecDeque::new(),
+            signal_wakers: Vec::new(),
         }
     }
 

@@ -76,6 +76,31 @@ impl WorkflowContext {
         CancelledFuture { state: self.state.clone() }
     }
 
+    /// Waits for the next signal `S` (signals of one name are received in the order they
+    /// arrived; signals that arrived before the call are kept until received).
+    pub fn signal<S: Signal>(&self) -> SignalFuture<S::Payload> {
+        SignalFuture { state: self.state.clone(), name: S::NAME, _p: PhantomData }
+    }
+
+    /// Takes the next signal `S` if one has arrived, without waiting.
+    pub fn try_signal<S: Signal>(&self) -> Option<Result<S::Payload, WorkflowError>> {
+        let mut s = self.state.borrow_mut();
+        let i = s.signals.iter().position(|(n, _)| n == S::NAME)?;
+        let (_, p) = s.signals.remove(i)?;
+        Some(p.decode(&format!("payload of signal {}", S::NAME)).map_err(WorkflowError::from))
+    }
+
+    /// Runs `fut` with a durable deadline: `Err(Elapsed)` when `d` of workflow time passes
+    /// first. (The timer stays in the history and fires harmlessly if `fut` wins.)
+    pub async fn timeout<F: Future>(&self, d: Duration, fut: F) -> Result<F::Output, Elapsed> {
+        let timer = self.sleep(d);
+        let fut = std::pin::pin!(fut);
+        match futures::future::select(fut, timer).await {
+            futures::future::Either::Left((v, _)) => Ok(v),
+            futures::future::Either::Right(_) => Err(Elapsed),
+        }
+    }
+
     /// Runs `f` once and records its value; replay returns the recorded value without running
     /// `f`. For small non-deterministic values (a generated id, a config read); do I/O in
     /// activities.
@@ -338,6 +363,63 @@ impl<O: DeserializeOwned> Future for ChildFuture<O> {
                 Err(f) => Err(f),
             }),
             Some(_) | None => Poll::Pending,
+        }
+    }
+}
+
+/// A signal: a named, typed message sent to a running workflow with
+/// [`Client::signal`](crate::Client::signal).
+///
+/// ```
+/// use workflow_core::Signal;
+/// struct Approve;
+/// impl Signal for Approve {
+///     const NAME: &'static str = "approve";
+///     type Payload = String;
+/// }
+/// ```
+pub trait Signal: 'static {
+    /// The stable name recorded in histories.
+    const NAME: &'static str;
+    /// The payload type.
+    type Payload: Serialize + DeserializeOwned + 'static;
+}
+
+/// The deadline of [`WorkflowContext::timeout`] passed first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("deadline elapsed")]
+pub struct Elapsed;
+
+impl From<Elapsed> for WorkflowError {
+    fn from(_: Elapsed) -> Self {
+        WorkflowError::new("Timeout", "a workflow deadline elapsed")
+    }
+}
+
+/// Waits for the next signal of one name.
+#[must_use = "a signal is only received when awaited"]
+pub struct SignalFuture<P> {
+    state: Rc<RefCell<RunState>>,
+    name: &'static str,
+    _p: PhantomData<fn() -> P>,
+}
+
+impl<P> Unpin for SignalFuture<P> {}
+
+impl<P: DeserializeOwned> Future for SignalFuture<P> {
+    type Output = Result<P, WorkflowError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut s = self.state.borrow_mut();
+        match s.signals.iter().position(|(n, _)| n == self.name) {
+            Some(i) => {
+                let (_, p) = s.signals.remove(i).expect("index from position");
+                Poll::Ready(p.decode(&format!("payload of signal {}", self.name)).map_err(WorkflowError::from))
+            }
+            None => {
+                s.signal_wakers.push(cx.waker().clone());
+                Poll::Pending
+            }
         }
     }
 }

@@ -7,7 +7,10 @@ use std::future::Future;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-pub use context::{ActivityFuture, CancelledFuture, ChildFuture, ChildWorkflowOptions, TimerFuture, WorkflowContext};
+pub use context::{
+    ActivityFuture, CancelledFuture, ChildFuture, ChildWorkflowOptions, Elapsed, Signal, SignalFuture, TimerFuture,
+    WorkflowContext,
+};
 
 use crate::error::{Failure, PayloadError};
 use crate::history::ActivityFailure;
