@@ -1,0 +1,294 @@
+//! Running a batch from the command line: store, API, worker, progress and summary.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use tokio::sync::watch;
+use tracing::{info, warn};
+use workflow_core::store::{RunFilter, RunInfo, RunStatus, Store};
+use workflow_core::{Client, ControlError, RunId, StartOptions, Worker, WorkerOptions, Workflow};
+
+use crate::activities::{AuditLog, EnrichChunk, LoadCsvChunks, LoadOutput, SaveChunk};
+use crate::cli::Args;
+use crate::csv_chunks::generate_sample;
+use crate::display::Display;
+use crate::mock_api::{MockApi, MockApiOptions};
+use crate::progress::{ChunkProgress, Progress};
+use crate::summary::BatchSummary;
+use crate::workflows::{
+    load_workflow_id, BatchInput, BatchWorkflow, ChunkOutcome, EnrichAndSaveWorkflow, LoadChunksWorkflow,
+};
+
+/// Opens the durable store in `dir`.
+pub fn open_store(dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the store folder {}", dir.display()))?;
+    // TODO(sled): switch to workflow_store_sled::SledStore::open(dir) once it lands.
+    warn!(db = %dir.display(), "the sled store is not available yet: state is kept in memory only");
+    Ok(Arc::new(workflow_core::store::MemoryStore::new()))
+}
+
+/// A folder name for a workflow id: letters, digits, `-`, `_` and `.` are kept, anything else
+/// (`/`, `\`, `..`, spaces) becomes `_`, and a short hash of the id is appended whenever
+/// something was replaced, so that two different ids never share a folder and no id escapes
+/// the output folder.
+pub fn sanitize_id(id: &str) -> String {
+    let mut s: String =
+        id.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' }).collect();
+    let changed = s != id || s.starts_with('.') || s.len() > 100;
+    if changed {
+        s = s.trim_start_matches('.').chars().take(100).collect::<String>().replace("..", "__");
+        let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+        s = format!("{s}-{:08x}", hash as u32);
+    }
+    s
+}
+
+/// The default workflow id for an input file: `enrich-<file stem>`.
+pub fn default_workflow_id(input: &Path) -> String {
+    let stem = input.file_stem().map_or_else(|| "input".into(), |s| s.to_string_lossy().into_owned());
+    format!("enrich-{stem}")
+}
+
+/// How a run of the command ended.
+pub enum Outcome {
+    /// The batch finished (now, or before this run).
+    Finished {
+        /// Its summary.
+        summary: Box<BatchSummary>,
+        /// It had finished before this run.
+        already_finished: bool,
+    },
+    /// Ctrl-C: the batch stays in the store and resumes on the next run.
+    Interrupted,
+}
+
+/// Runs the command.
+pub async fn run(args: Args, display: Display) -> anyhow::Result<ExitCode> {
+    if let Some(addr) = &args.admin {
+        warn!(%addr, "the admin endpoint is not available yet; ignoring --admin");
+    }
+    let input = match &args.input {
+        Some(p) => p.clone(),
+        None => {
+            let p = args.out.join(format!("sample-users-{}.csv", args.rows));
+            if !p.exists() {
+                info!(rows = args.rows, path = %p.display(), "generating a sample CSV");
+                generate_sample(&p, args.rows).with_context(|| format!("cannot write {}", p.display()))?;
+            }
+            p
+        }
+    };
+    let workflow_id = args.workflow_id.clone().unwrap_or_else(|| default_workflow_id(&input));
+    workflow_core::validate_id("workflow id", &workflow_id, 200).context("invalid --workflow-id")?;
+    std::fs::File::open(&input).with_context(|| format!("cannot read the input file {}", input.display()))?;
+    if input.is_dir() {
+        bail!("the input {} is a folder, not a CSV file", input.display());
+    }
+    let input = std::path::absolute(&input)?;
+    let out = std::path::absolute(&args.out)?;
+    let batch_dir = out.join(format!("batch-{}", sanitize_id(&workflow_id)));
+
+    let store = open_store(&args.db)?;
+    let (api_url, mock) = match &args.api_url {
+        Some(url) => (url.clone(), None),
+        None => {
+            let options = MockApiOptions::default()
+                .failure_rate(args.failure_rate)
+                .latency(Duration::from_millis(args.latency_ms));
+            let mock = MockApi::start(options).await.context("cannot start the mock enrichment API")?;
+            info!(url = %mock.url(), failure_rate = args.failure_rate, "mock enrichment API started");
+            (mock.url(), Some(mock))
+        }
+    };
+
+    let progress = Progress::new();
+    let audit = args.audit_log.as_ref().map(AuditLog::new);
+    let mut worker = Worker::new(store, WorkerOptions::default().shutdown_grace(Duration::from_secs(2)));
+    worker.register_workflow::<BatchWorkflow>()?;
+    worker.register_workflow::<LoadChunksWorkflow>()?;
+    worker.register_workflow::<EnrichAndSaveWorkflow>()?;
+    worker.register_activity(LoadCsvChunks::new(progress.clone()))?;
+    worker.register_activity(EnrichChunk::new(api_url).progress(progress.clone()).audit(audit.clone()))?;
+    worker.register_activity(SaveChunk::new(progress.clone(), audit))?;
+    let running = worker.start()?;
+    let client = running.client();
+
+    let outcome = drive(&args, &client, &workflow_id, input, batch_dir, progress, &display).await;
+    running.shutdown().await;
+    if let Some(m) = mock {
+        m.stop().await;
+    }
+    match outcome? {
+        Outcome::Interrupted => {
+            eprintln!("Interrupted. The batch is kept in {}; run the same command to resume it.", args.db.display());
+            Ok(ExitCode::from(130))
+        }
+        Outcome::Finished { summary, already_finished } => {
+            // Emptied by save_chunk as chunks are saved; only a finished batch removes it.
+            let _ = std::fs::remove_dir(summary.output_dir.join(".staging"));
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&summary.to_json(already_finished))?);
+            } else {
+                if already_finished {
+                    println!(
+                        "Batch {workflow_id:?} had already finished; its recorded summary (--restart runs it again):"
+                    );
+                }
+                print!("{}", summary.render());
+            }
+            Ok(if summary.chunks_failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+        }
+    }
+}
+
+async fn drive(
+    args: &Args,
+    client: &Client,
+    workflow_id: &str,
+    input: PathBuf,
+    batch_dir: PathBuf,
+    progress: Progress,
+    display: &Display,
+) -> anyhow::Result<Outcome> {
+    let existing = match client.describe(workflow_id).await {
+        Ok(d) => Some(d.info),
+        Err(ControlError::NotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    match &existing {
+        Some(info) if info.status.is_closed() && !args.restart => return recorded(workflow_id, info),
+        Some(info) if !info.status.is_closed() && args.restart => {
+            client.terminate(workflow_id, "restarted with --restart").await?;
+        }
+        Some(info) if !info.status.is_closed() => {
+            let recorded: Option<BatchInput> = info.input.decode("batch input").ok();
+            info!(workflow_id, run_id = %info.run_id, "resuming the batch");
+            if let Some(r) = recorded.filter(|r| r.input != input || r.chunk_size != args.chunk_size) {
+                warn!(input = %r.input.display(), chunk_size = r.chunk_size, "the batch continues with its recorded input and chunk size");
+            }
+        }
+        _ => {}
+    }
+    if args.restart {
+        clear_output(&batch_dir)?;
+    }
+    let batch = BatchInput { input, chunk_size: args.chunk_size, concurrency: args.concurrency, batch_dir };
+    let handle = client.start::<BatchWorkflow>(workflow_id, batch, StartOptions::default().idempotent(true)).await?;
+    let run_id = match handle.run_id() {
+        Some(r) => r.clone(),
+        None => client.describe(workflow_id).await?.info.run_id,
+    };
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let shown = tokio::spawn({
+        let (display, progress) = (display.clone(), progress.clone());
+        async move { display.show(progress, stop_rx).await }
+    });
+    let polled = tokio::spawn(poll_store(client.clone(), workflow_id.to_string(), run_id, progress));
+    let result = tokio::select! {
+        r = handle.result() => Some(r),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    polled.abort();
+    let _ = stop_tx.send(true);
+    let _ = shown.await;
+    match result {
+        None => Ok(Outcome::Interrupted),
+        Some(Ok(summary)) => Ok(Outcome::Finished { summary: Box::new(summary), already_finished: false }),
+        Some(Err(e)) => Err(anyhow::Error::new(e).context(format!("batch {workflow_id:?} failed"))),
+    }
+}
+
+fn recorded(workflow_id: &str, info: &RunInfo) -> anyhow::Result<Outcome> {
+    match info.status {
+        RunStatus::Completed => {
+            let summary: BatchSummary =
+                info.result.as_ref().context("the finished batch has no recorded result")?.decode("batch summary")?;
+            Ok(Outcome::Finished { summary: Box::new(summary), already_finished: true })
+        }
+        status => {
+            let why = info.failure.as_ref().map(|f| format!(": {f}")).unwrap_or_default();
+            bail!("batch {workflow_id:?} already ended {status}{why}; run with --restart to run it again")
+        }
+    }
+}
+
+/// Removes the chunk files and staging folder of an earlier run of the batch.
+fn clear_output(batch_dir: &Path) -> anyhow::Result<()> {
+    let Ok(entries) = std::fs::read_dir(batch_dir) else { return Ok(()) };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == ".staging" {
+            std::fs::remove_dir_all(entry.path())?;
+        } else if name.starts_with("chunk-") && name.ends_with(".json") || name.ends_with(".json.tmp") {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Feeds `progress` from the store about once a second: the loader's totals and the chunk
+/// children that finished, including those finished before this process started.
+async fn poll_store(client: Client, batch_id: String, batch_run: RunId, progress: Progress) {
+    let mut have_totals = false;
+    let filter = RunFilter::default().workflow_type(EnrichAndSaveWorkflow::NAME);
+    loop {
+        if !have_totals {
+            if let Ok(d) = client.describe(&load_workflow_id(&batch_id)).await {
+                let ours = d.info.parent.as_ref().is_some_and(|p| p.run_id == batch_run);
+                if let (true, RunStatus::Completed, Some(result)) = (ours, d.info.status, d.info.result.as_ref()) {
+                    if let Ok(out) = result.decode::<LoadOutput>("load result") {
+                        progress.set_totals(out.load.valid_rows, out.load.chunks.len() as u64);
+                        have_totals = true;
+                    }
+                }
+            }
+        }
+        if let Ok(runs) = client.list(&filter).await {
+            for run in runs.iter().filter(|r| r.parent.as_ref().is_some_and(|p| p.run_id == batch_run)) {
+                let Some(index) = run.workflow_id.rsplit("chunk-").next().and_then(|i| i.parse::<u32>().ok()) else {
+                    continue;
+                };
+                match run.status {
+                    RunStatus::Completed => {
+                        if let Some(Ok(o)) = run.result.as_ref().map(|r| r.decode::<ChunkOutcome>("chunk outcome")) {
+                            progress.saved(index, o.records);
+                        }
+                    }
+                    RunStatus::Failed | RunStatus::Terminated | RunStatus::Cancelled => {
+                        progress.merge_chunk(index, ChunkProgress { failed: true, ..ChunkProgress::default() });
+                    }
+                    RunStatus::Running => {}
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitized_ids_stay_inside_the_output_folder() {
+        assert_eq!(sanitize_id("enrich-users_2024.v1"), "enrich-users_2024.v1");
+        for bad in ["../../etc", "/abs/path", "a/b", "..", ".", "a\\b", "x y", ".hidden"] {
+            let s = sanitize_id(bad);
+            assert!(!s.contains('/') && !s.contains('\\') && !s.contains(".."), "{bad} -> {s}");
+            assert!(!s.starts_with('.'), "{bad} -> {s}");
+            let p = Path::new("/out").join(format!("batch-{s}"));
+            assert_eq!(p.parent(), Some(Path::new("/out")));
+        }
+        assert_ne!(sanitize_id("a/b"), sanitize_id("a_b"));
+        assert!(sanitize_id(&"x".repeat(500)).len() < 120);
+    }
+
+    #[test]
+    fn default_id_comes_from_the_file_name() {
+        assert_eq!(default_workflow_id(Path::new("out/sample-users-10000.csv")), "enrich-sample-users-10000");
+    }
+}

@@ -1,0 +1,106 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Enrich a users CSV through an HTTP API, durably: kill it at any point, run the same command
+/// again, and it resumes where it stopped without redoing saved chunks.
+///
+/// With no arguments it generates a sample CSV of 10,000 users, starts a mock enrichment API
+/// on 127.0.0.1 (failing about 10% of calls), keeps its state in ./batch-data and writes
+/// ./batch-out/batch-<workflow id>/chunk-<index>.json.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "batch-example", version, about, long_about)]
+#[non_exhaustive]
+pub struct Args {
+    /// The users CSV (columns id, name, email, country). Default: a generated sample of --rows
+    /// users in the --out folder.
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+
+    /// Users in the generated sample (when --input is not given).
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub rows: u64,
+
+    /// Valid rows per chunk (each chunk is one child workflow and one output file).
+    #[arg(long, default_value_t = 500, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub chunk_size: u64,
+
+    /// Chunks processed at once.
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=2000))]
+    pub concurrency: u32,
+
+    /// The batch's workflow id; the same id resumes the same batch. Default: derived from the
+    /// input file name (`enrich-<file stem>`).
+    #[arg(long, value_name = "ID")]
+    pub workflow_id: Option<String>,
+
+    /// Folder of the durable store.
+    #[arg(long, default_value = "batch-data", value_name = "DIR")]
+    pub db: PathBuf,
+
+    /// Output folder; chunk files go to <out>/batch-<workflow id>/.
+    #[arg(long, default_value = "batch-out", value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// Share of calls the mock API fails, 0.0 to 1.0 (which users fail is fixed by their id).
+    #[arg(long, default_value_t = 0.1, value_name = "RATE", value_parser = parse_rate)]
+    pub failure_rate: f64,
+
+    /// Latency of each mock API call, in milliseconds.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub latency_ms: u64,
+
+    /// Use this enrichment API (`POST <url>/enrich`) instead of the in-process mock.
+    #[arg(long, value_name = "URL")]
+    pub api_url: Option<String>,
+
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Run the batch again under a new run, even if it already finished (its output folder is
+    /// cleared first).
+    #[arg(long)]
+    pub restart: bool,
+
+    /// Serve the admin endpoint on ADDR (not available yet).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
+    pub admin: Option<String>,
+
+    /// Append every activity attempt to this file (used by the crash tests).
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub audit_log: Option<PathBuf>,
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not between 0.0 and 1.0"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults() {
+        let a = Args::parse_from(["batch-example"]);
+        assert_eq!((a.rows, a.chunk_size, a.concurrency), (10_000, 500, 4));
+        assert_eq!(a.db, PathBuf::from("batch-data"));
+        assert!(Args::try_parse_from(["batch-example", "--failure-rate", "1.5"]).is_err());
+        assert!(Args::try_parse_from(["batch-example", "--chunk-size", "0"]).is_err());
+        let a = Args::parse_from(["batch-example", "--admin"]);
+        assert_eq!(a.admin.as_deref(), Some("127.0.0.1:0"));
+    }
+}
