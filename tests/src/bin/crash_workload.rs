@@ -1,0 +1,71 @@
+//! The crash-test harness: runs the crash workload on a `SledStore` in `<dir>` until every
+//! workflow has its result, then prints `writes=<n>` and exits 0.
+//!
+//! With `KILL_AFTER_WRITES=k` it aborts right after its k-th durable store write. Run it again
+//! on the same directory to recover: workflows that were started are not started again.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tests::crash::{
+    acks_path, append_line, execs_path, store_path, KillSwitch, Kind, Parallel, Parent, Sequential, Step, WORKLOAD,
+};
+use workflow_core::{Client, StartOptions, Worker, WorkerOptions, Workflow};
+use workflow_store_sled::SledStore;
+
+async fn start_or_attach<W: Workflow<Input = u64, Output = u64>>(
+    client: &Client,
+    dir: &std::path::Path,
+    id: &str,
+    input: u64,
+) -> anyhow::Result<u64> {
+    let existing = client.store().current_run(id).await?;
+    let handle = match existing {
+        Some(_) => client.handle::<W>(id),
+        None => {
+            let h = client.start::<W>(id, input, StartOptions::default()).await?;
+            let run_id = h.run_id().map(|r| r.to_string()).unwrap_or_default();
+            append_line(&acks_path(dir), &format!("start {id} {run_id}"))?;
+            h
+        }
+    };
+    let v = handle.result().await.with_context(|| format!("result of {id}"))?;
+    append_line(&acks_path(dir), &format!("done {id} {v}"))?;
+    Ok(v)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let dir = PathBuf::from(std::env::args().nth(1).context("usage: crash_workload <dir>")?);
+    let kill_after = match std::env::var("KILL_AFTER_WRITES") {
+        Ok(v) => Some(v.parse::<u64>().context("KILL_AFTER_WRITES")?),
+        Err(_) => None,
+    };
+    let sled = SledStore::open(store_path(&dir)).context("opening the store")?;
+    let recovered = sled.recovery().lost_leases;
+    let store = Arc::new(KillSwitch::new(Arc::new(sled), kill_after));
+    let mut worker = Worker::new(store.clone(), WorkerOptions::default());
+    worker.register_workflow::<Sequential>()?;
+    worker.register_workflow::<Parallel>()?;
+    worker.register_workflow::<Parent>()?;
+    worker.register_activity(Step { log: execs_path(&dir) })?;
+    let worker = worker.start()?;
+    let client = worker.client();
+    let runs = WORKLOAD.iter().map(|&(id, kind, input)| {
+        let (client, dir) = (client.clone(), dir.clone());
+        async move {
+            match kind {
+                Kind::Sequential => start_or_attach::<Sequential>(&client, &dir, id, input).await,
+                Kind::Parallel => start_or_attach::<Parallel>(&client, &dir, id, input).await,
+                Kind::Parent => start_or_attach::<Parent>(&client, &dir, id, input).await,
+            }
+        }
+    });
+    for r in futures::future::join_all(runs).await {
+        r?;
+    }
+    worker.shutdown().await;
+    println!("writes={} lost_leases={recovered}", store.writes());
+    Ok(())
+}

@@ -1,0 +1,299 @@
+//! Crash tests: run the crash workload in a child process, kill it (after the k-th durable
+//! store write for every k, and at seeded random times with SIGKILL), recover in a new
+//! process, and check that nothing acknowledged was lost and nothing was recorded twice.
+//!
+//! Set `CRASH_SEED` to replay a run; the seed and the figures are printed (`--nocapture`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use tests::crash::{acks_path, execs_path, expected, read_lines, store_path, WORKLOAD};
+use workflow_core::history::{check_invariants, EventKind};
+use workflow_core::store::{RunFilter, RunInfo, RunStatus, Store};
+use workflow_core::Event;
+use workflow_store_sled::SledStore;
+
+/// How long one harness process may take before the test calls it hung.
+const HARNESS_TIMEOUT: Duration = Duration::from_secs(60);
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+#[derive(Default)]
+struct Figures {
+    kill_points: usize,
+    write_kills: usize,
+    signal_kills: usize,
+    recoveries: usize,
+    checks: usize,
+    violations: Vec<String>,
+}
+
+fn spawn(dir: &Path, kill_after: Option<u64>) -> Child {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("harness.log")).expect("log file");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_crash_workload"));
+    cmd.arg(dir).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(log);
+    match kill_after {
+        Some(k) => cmd.env("KILL_AFTER_WRITES", k.to_string()),
+        None => cmd.env_remove("KILL_AFTER_WRITES"),
+    };
+    cmd.spawn().expect("spawning the crash harness")
+}
+
+/// Waits for the child (killing it when it hangs); returns its status and stdout.
+fn finish(mut child: Child, dir: &Path) -> (ExitStatus, String) {
+    let deadline = Instant::now() + HARNESS_TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait().expect("waiting for the harness") {
+            let mut out = String::new();
+            if let Some(mut s) = child.stdout.take() {
+                use std::io::Read;
+                let _ = s.read_to_string(&mut out);
+            }
+            return (status, out);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = std::fs::read_to_string(dir.join("harness.log")).unwrap_or_default();
+            panic!("the harness hung for {HARNESS_TIMEOUT:?} in {}; its log:\n{log}", dir.display());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Runs the harness to completion without a kill: a recovery. Returns the writes it made.
+fn recover(dir: &Path, f: &mut Figures) -> u64 {
+    let (status, out) = finish(spawn(dir, None), dir);
+    if !status.success() {
+        let log = std::fs::read_to_string(dir.join("harness.log")).unwrap_or_default();
+        panic!("recovery failed in {} ({status}); its log:\n{log}", dir.display());
+    }
+    f.recoveries += 1;
+    out.split_whitespace().find_map(|w| w.strip_prefix("writes=")).and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
+type Snapshot = Vec<(RunInfo, Vec<Event>)>;
+
+async fn snapshot(store: &SledStore) -> Snapshot {
+    let mut out = Vec::new();
+    for info in store.list_runs(&RunFilter::default()).await.expect("list_runs") {
+        let h = store.read_history(&info.run_id, 0).await.expect("read_history");
+        out.push((info, h));
+    }
+    out
+}
+
+/// Opens the store twice (both must work and agree) and checks every invariant.
+fn verify(dir: &Path, label: &str, f: &mut Figures) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let mut bad = |what: String| f.violations.push(format!("[{label}] {what}"));
+        let first = {
+            let store = match SledStore::open(store_path(dir)) {
+                Ok(s) => s,
+                Err(e) => {
+                    bad(format!("reopen failed: {e}"));
+                    return;
+                }
+            };
+            snapshot(&store).await
+        };
+        let store = match SledStore::open(store_path(dir)) {
+            Ok(s) => s,
+            Err(e) => {
+                bad(format!("second reopen failed: {e}"));
+                return;
+            }
+        };
+        let second = snapshot(&store).await;
+        f.checks += 1;
+        if first != second {
+            bad("a second reopen shows different runs or histories".into());
+        }
+
+        // Every acknowledged start is there; every acknowledged result is the right one.
+        let want: BTreeMap<&str, u64> = WORKLOAD.iter().map(|&(id, kind, n)| (id, expected(kind, n))).collect();
+        for line in read_lines(&acks_path(dir)) {
+            let parts: Vec<&str> = line.split(' ').collect();
+            f.checks += 1;
+            match parts.as_slice() {
+                ["start", id, run_id] => {
+                    let run = store.get_run(&workflow_core::RunId(run_id.to_string())).await;
+                    match run {
+                        Ok(Some(info)) if info.workflow_id == *id => {}
+                        other => bad(format!("acknowledged start of {id} (run {run_id}) is lost: {other:?}")),
+                    }
+                }
+                ["done", id, v] => {
+                    if want.get(id).map(|w| w.to_string()).as_deref() != Some(*v) {
+                        bad(format!("acknowledged result of {id} is {v}, expected {:?}", want.get(id)));
+                    }
+                }
+                _ => bad(format!("unreadable ack line {line:?}")),
+            }
+        }
+
+        // Every workflow finished once, with the right result.
+        for &(id, kind, n) in WORKLOAD {
+            f.checks += 1;
+            let runs: Vec<&RunInfo> = second.iter().map(|(i, _)| i).filter(|i| i.workflow_id == id).collect();
+            if runs.len() != 1 {
+                bad(format!("{id} has {} runs, expected 1", runs.len()));
+                continue;
+            }
+            let info = runs[0];
+            let result = info.result.as_ref().and_then(|p| p.decode::<u64>("result").ok());
+            if info.status != RunStatus::Completed || result != Some(expected(kind, n)) {
+                bad(format!("{id} ended {} with {result:?}, expected {}", info.status, expected(kind, n)));
+            }
+        }
+
+        // Histories: well formed, each activity completed once and executed at least once.
+        let executed: BTreeSet<String> =
+            read_lines(&execs_path(dir)).iter().filter_map(|l| l.split(' ').nth(1).map(str::to_string)).collect();
+        for (info, history) in &second {
+            let run = &info.run_id;
+            f.checks += 1;
+            if info.status != RunStatus::Completed {
+                bad(format!("run {run} ({}) is {}", info.workflow_id, info.status));
+            }
+            if let Err(e) = check_invariants(history) {
+                bad(format!("history of {run} breaks an invariant: {e:?}"));
+            }
+            let mut scheduled = BTreeSet::new();
+            let mut completed: BTreeMap<u32, usize> = BTreeMap::new();
+            let mut fired: BTreeMap<u32, usize> = BTreeMap::new();
+            for e in history {
+                match &e.kind {
+                    EventKind::ActivityScheduled { seq, .. } => {
+                        scheduled.insert(*seq);
+                    }
+                    EventKind::ActivityCompleted { seq, .. } => {
+                        *completed.entry(*seq).or_default() += 1;
+                        f.checks += 1;
+                        if !executed.contains(&format!("{run}/{seq}")) {
+                            bad(format!("activity {run}/{seq} completed but never executed"));
+                        }
+                    }
+                    EventKind::TimerFired { seq } => *fired.entry(*seq).or_default() += 1,
+                    _ => {}
+                }
+            }
+            for seq in &scheduled {
+                f.checks += 1;
+                match completed.get(seq).copied().unwrap_or(0) {
+                    1 => {}
+                    n => bad(format!("activity {run}/{seq} completed {n} times in the history")),
+                }
+            }
+            for (seq, n) in fired {
+                f.checks += 1;
+                if n != 1 {
+                    bad(format!("timer {run}/{seq} fired {n} times"));
+                }
+            }
+            f.checks += 1;
+            match store.list_tasks(run).await {
+                Ok(t) if t.is_empty() => {}
+                other => bad(format!("closed run {run} still has tasks: {other:?}")),
+            }
+        }
+    });
+}
+
+#[test]
+fn crash_at_every_write_and_at_random_times() {
+    let seed = std::env::var("CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
+    }) | 1;
+    println!("crash test seed: {seed} (set CRASH_SEED={seed} to replay)");
+    let mut rng = Rng(seed);
+    let mut f = Figures::default();
+    let root = tempfile::tempdir().expect("temp dir");
+    let mut n = 0;
+    let mut fresh = || {
+        n += 1;
+        let d = root.path().join(format!("case{n}"));
+        std::fs::create_dir_all(&d).expect("case dir");
+        d
+    };
+
+    // A run without a crash: how many writes a run makes, and how long it takes.
+    let dir = fresh();
+    let started = Instant::now();
+    let writes = recover(&dir, &mut f);
+    let duration = started.elapsed();
+    verify(&dir, "baseline", &mut f);
+    assert!(writes >= 10, "the workload made only {writes} writes");
+    println!("baseline: {writes} writes in {duration:?}");
+
+    // Kill after the k-th write, for every k; in a second pass also crash the recovery.
+    for pass in 0..2 {
+        for k in 1..=writes + 2 {
+            let dir = fresh();
+            let (status, _) = finish(spawn(&dir, Some(k)), &dir);
+            if status.success() {
+                // This run made fewer than k writes: nothing was killed.
+                continue;
+            }
+            f.kill_points += 1;
+            f.write_kills += 1;
+            if pass == 1 {
+                let again = 1 + rng.below(writes / 2);
+                let (status, _) = finish(spawn(&dir, Some(again)), &dir);
+                if !status.success() {
+                    f.kill_points += 1;
+                    f.write_kills += 1;
+                }
+            }
+            recover(&dir, &mut f);
+            verify(&dir, &format!("pass {pass}, killed after write {k}"), &mut f);
+        }
+    }
+
+    // SIGKILL at seeded random times, anywhere in the run (including mid-flush).
+    let span = duration.as_millis() as u64 + 20;
+    for i in 0..40 {
+        let dir = fresh();
+        let mut child = spawn(&dir, None);
+        let delay = rng.below(span);
+        std::thread::sleep(Duration::from_millis(delay));
+        let _ = child.kill();
+        let (status, _) = finish(child, &dir);
+        if status.success() {
+            continue;
+        }
+        f.kill_points += 1;
+        f.signal_kills += 1;
+        recover(&dir, &mut f);
+        verify(&dir, &format!("random kill {i} after {delay} ms"), &mut f);
+    }
+
+    println!(
+        "crash test: seed {seed}, {} kill points ({} after a write, {} by SIGKILL at a random time), {} recoveries, {} checks, {} violations",
+        f.kill_points,
+        f.write_kills,
+        f.signal_kills,
+        f.recoveries,
+        f.checks,
+        f.violations.len()
+    );
+    assert!(f.violations.is_empty(), "violations (seed {seed}):\n{}", f.violations.join("\n"));
+    assert!(f.kill_points >= 100, "only {} kill points", f.kill_points);
+}
