@@ -3,16 +3,20 @@
 //!
 //! With `KILL_AFTER_WRITES=k` it aborts right after its k-th durable store write. Run it again
 //! on the same directory to recover: workflows that were started are not started again.
+//!
+//! `CRASH_RELAXED_MS=n` opens the store with `Durability::Relaxed` (flush every n ms): a store
+//! that acknowledges before flushing, to see the crash test's checks catch lost writes.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tests::crash::{
     acks_path, append_line, execs_path, store_path, KillSwitch, Kind, Parallel, Parent, Sequential, Step, WORKLOAD,
 };
 use workflow_core::{Client, StartOptions, Worker, WorkerOptions, Workflow};
-use workflow_store_sled::SledStore;
+use workflow_store_sled::{Durability, SledStore};
 
 async fn start_or_attach<W: Workflow<Input = u64, Output = u64>>(
     client: &Client,
@@ -42,7 +46,12 @@ async fn main() -> anyhow::Result<()> {
         Ok(v) => Some(v.parse::<u64>().context("KILL_AFTER_WRITES")?),
         Err(_) => None,
     };
-    let sled = SledStore::open(store_path(&dir)).context("opening the store")?;
+    let mut builder = SledStore::builder(store_path(&dir));
+    if let Ok(ms) = std::env::var("CRASH_RELAXED_MS") {
+        let every = Duration::from_millis(ms.parse().context("CRASH_RELAXED_MS")?);
+        builder = builder.durability(Durability::Relaxed { every });
+    }
+    let sled = builder.open().context("opening the store")?;
     let recovered = sled.recovery().lost_leases;
     let store = Arc::new(KillSwitch::new(Arc::new(sled), kill_after));
     let mut worker = Worker::new(store.clone(), WorkerOptions::default());
