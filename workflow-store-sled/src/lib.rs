@@ -5,21 +5,51 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use workflow_core::store::{conformance::new_run, Store};
+//! use workflow_core::{
+//!     Activity, ActivityContext, ActivityError, StartOptions, Worker, WorkerOptions, Workflow,
+//!     WorkflowContext, WorkflowError,
+//! };
 //! use workflow_store_sled::SledStore;
 //!
-//! # #[tokio::main(flavor = "current_thread")]
+//! struct Double;
+//! impl Activity for Double {
+//!     const NAME: &'static str = "double";
+//!     type Input = u64;
+//!     type Output = u64;
+//!     async fn run(&self, _ctx: ActivityContext, n: u64) -> Result<u64, ActivityError> {
+//!         Ok(2 * n)
+//!     }
+//! }
+//!
+//! struct Quadruple;
+//! impl Workflow for Quadruple {
+//!     const NAME: &'static str = "quadruple";
+//!     type Input = u64;
+//!     type Output = u64;
+//!     async fn run(ctx: WorkflowContext, n: u64) -> Result<u64, WorkflowError> {
+//!         let twice = ctx.activity::<Double>(n).await?;
+//!         Ok(ctx.activity::<Double>(twice).await?)
+//!     }
+//! }
+//!
+//! # #[tokio::main]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let dir = tempfile::tempdir()?;
-//! let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path().join("workflows"))?);
-//! let run = new_run("order-1", "checkout", workflow_core::Timestamp(1));
-//! let run_id = run.info.run_id.clone();
-//! store.create_run(run).await?; // on disk when this returns
-//! assert_eq!(store.read_history(&run_id, 0).await?.len(), 1);
+//! # let dir = tempfile::tempdir()?;
+//! # let path = dir.path().join("workflows");
+//! let store = SledStore::open(&path)?; // a directory; created when missing
+//! let mut worker = Worker::new(Arc::new(store), WorkerOptions::default());
+//! worker.register_workflow::<Quadruple>()?;
+//! worker.register_activity(Double)?;
+//! let worker = worker.start()?;
+//! // `start` returns once the run is on disk; so does every recorded step.
+//! let handle = worker.client().start::<Quadruple>("q-1", 10, StartOptions::default()).await?;
+//! assert_eq!(handle.result().await?, 40);
+//! worker.shutdown().await;
 //! # Ok(()) }
 //! ```
 //!
-//! Give it to a worker with `Worker::new(Arc::new(store), options)`.
+//! After a crash, open the same path again and start a worker: runs continue where their
+//! history ends, and activity attempts the dead process held are retried at once.
 //!
 //! ## What is durable when
 //!
