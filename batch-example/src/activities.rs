@@ -70,7 +70,7 @@ impl AuditLog {
             .create(true)
             .append(true)
             .open(&self.path)
-            .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()));
+            .and_then(|mut f| f.write_all(format!("{line} pid={}\n", std::process::id()).as_bytes()));
         if let Err(e) = r {
             warn!(path = %self.path.display(), error = %e, "cannot write the audit log");
         }
@@ -558,5 +558,159 @@ impl Activity for SaveChunk {
         }
         self.progress.saved(input.index, records);
         Ok(SaveChunkOutput { index: input.index, records, file: chunk_path(&input.batch_dir, input.index), attempt })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::csv_chunks::load_chunks;
+    use crate::mock_api::{behaviour, Behaviour, MockApi, MockApiOptions};
+    use workflow_core::Payload;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        batch_dir: PathBuf,
+        chunk: ChunkDescriptor,
+    }
+
+    fn fixture(rows: u64) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("users.csv");
+        let mut s = String::from("id,name,email,country\n");
+        for i in 1..=rows {
+            s.push_str(&format!("u{i:07},User {i},u{i}@example.com,DE\n"));
+        }
+        std::fs::write(&csv, s).unwrap();
+        let chunk = load_chunks(&csv, rows, |_| {}).unwrap().chunks.remove(0);
+        Fixture { batch_dir: dir.path().join("batch-test"), _dir: dir, chunk }
+    }
+
+    fn input(f: &Fixture) -> EnrichChunkInput {
+        EnrichChunkInput { chunk: f.chunk.clone(), batch_dir: f.batch_dir.clone() }
+    }
+
+    fn staged(f: &Fixture) -> Vec<EnrichedRecord> {
+        std::fs::read_to_string(staging_path(&f.batch_dir, 0))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    async fn mock(rate: f64) -> MockApi {
+        MockApi::start(MockApiOptions::default().failure_rate(rate)).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn enriches_every_record_and_heartbeats() {
+        let api = mock(0.0).await;
+        let f = fixture(50);
+        let (ctx, handle) = ActivityContext::for_test(EnrichChunk::NAME, None);
+        let out = EnrichChunk::new(api.url()).run(ctx, input(&f)).await.unwrap();
+        assert_eq!((out.records, out.enriched, out.fallback, out.attempt), (50, 50, 0, 1));
+        let records = staged(&f);
+        assert_eq!(records.len(), 50);
+        assert!(records.iter().all(|r| r.enriched && r.region == "EMEA" && r.segment.is_some()));
+        // Output order is input order, whatever order the concurrent calls finished in.
+        assert!(records.windows(2).all(|w| w[0].row < w[1].row));
+        let hb: EnrichHeartbeat = handle.last_heartbeat().unwrap().decode("heartbeat").unwrap();
+        assert_eq!((hb.processed, hb.total), (50, 50));
+        assert_eq!(hb.staged_bytes, std::fs::metadata(staging_path(&f.batch_dir, 0)).unwrap().len());
+        api.stop().await;
+    }
+
+    #[tokio::test]
+    async fn failed_calls_become_fallback_records() {
+        let api = mock(0.5).await;
+        let f = fixture(200);
+        let (ctx, _h) = ActivityContext::for_test(EnrichChunk::NAME, None);
+        let out = EnrichChunk::new(api.url()).run(ctx, input(&f)).await.unwrap();
+        let records = staged(&f);
+        let expected_failures = records.iter().filter(|r| behaviour(&r.id, 0.5) != Behaviour::Ok).count() as u64;
+        assert!(expected_failures > 50, "the mock should fail about half: {expected_failures}");
+        assert_eq!(out.fallback, expected_failures);
+        assert_eq!(out.enriched + out.fallback, 200);
+        for r in &records {
+            match behaviour(&r.id, 0.5) {
+                Behaviour::Ok => assert!(r.enriched),
+                Behaviour::Unavailable => {
+                    assert_eq!((r.enriched, r.region.as_str()), (false, "UNKNOWN"));
+                    assert_eq!(r.error.as_deref(), Some("HTTP 503"));
+                }
+                // A 200 whose body is not JSON is a per-record failure too.
+                Behaviour::Garbage => assert_eq!(r.error.as_deref(), Some("invalid JSON response")),
+            }
+        }
+        api.stop().await;
+    }
+
+    #[tokio::test]
+    async fn whole_api_outage_is_a_retryable_failure() {
+        // A port that was just free: nothing listens there.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let f = fixture(20);
+        let (ctx, _h) = ActivityContext::for_test(EnrichChunk::NAME, None);
+        let err = EnrichChunk::new(format!("http://127.0.0.1:{port}")).run(ctx, input(&f)).await.unwrap_err();
+        assert!(err.retryable, "{err}");
+        assert_eq!(err.error_type, "ApiUnavailable");
+        // No fallback records were staged for the next attempt to resume from.
+        assert!(staged(&f).is_empty());
+    }
+
+    #[tokio::test]
+    async fn retried_attempt_resumes_from_the_last_heartbeat() {
+        let api = mock(0.1).await;
+        let f = fixture(40);
+        let (ctx, _h) = ActivityContext::for_test(EnrichChunk::NAME, None);
+        EnrichChunk::new(api.url()).run(ctx, input(&f)).await.unwrap();
+        let full = staged(&f);
+        let path = staging_path(&f.batch_dir, 0);
+        let bytes = std::fs::read(&path).unwrap();
+        // The earlier attempt heartbeated after 15 records, wrote a few more and a torn line,
+        // then died.
+        let cut: usize = bytes.split_inclusive(|b| *b == b'\n').take(15).map(<[u8]>::len).sum();
+        let mut torn = bytes[..cut].to_vec();
+        torn.extend_from_slice(&bytes[cut..cut + 30]);
+        std::fs::write(&path, &torn).unwrap();
+        let hb = EnrichHeartbeat {
+            processed: 15,
+            total: 40,
+            enriched: full[..15].iter().filter(|r| r.enriched).count() as u64,
+            fallback: full[..15].iter().filter(|r| !r.enriched).count() as u64,
+            staged_bytes: cut as u64,
+        };
+        let audit_path = f.batch_dir.join("audit.log");
+        let (ctx, _h) = ActivityContext::for_test(EnrichChunk::NAME, Some(Payload::encode(&hb).unwrap()));
+        let out =
+            EnrichChunk::new(api.url()).audit(Some(AuditLog::new(&audit_path))).run(ctx, input(&f)).await.unwrap();
+        assert_eq!(staged(&f), full);
+        assert_eq!(out.enriched + out.fallback, 40);
+        assert_eq!(out.fallback, full.iter().filter(|r| !r.enriched).count() as u64);
+        assert!(std::fs::read_to_string(&audit_path).unwrap().contains("enrich-start chunk=0 attempt=2 from=15"));
+        api.stop().await;
+    }
+
+    #[tokio::test]
+    async fn save_writes_the_chunk_file_atomically_and_is_idempotent() {
+        let api = mock(0.1).await;
+        let f = fixture(30);
+        let (ctx, _h) = ActivityContext::for_test(EnrichChunk::NAME, None);
+        let enriched = EnrichChunk::new(api.url()).run(ctx, input(&f)).await.unwrap();
+        let staged_records = staged(&f);
+        let save_input = SaveChunkInput { index: 0, batch_dir: f.batch_dir.clone(), records: enriched.records };
+        let (ctx, _h) = ActivityContext::for_test(SaveChunk::NAME, None);
+        let saved = SaveChunk::default().run(ctx, save_input.clone()).await.unwrap();
+        assert_eq!(saved.records, 30);
+        let written: Vec<EnrichedRecord> = serde_json::from_slice(&std::fs::read(&saved.file).unwrap()).unwrap();
+        assert_eq!(written, staged_records);
+        assert!(!staging_path(&f.batch_dir, 0).exists());
+        assert!(!saved.file.with_extension("json.tmp").exists());
+        // A retried save (the first one's result was lost in a crash) finds the file in place.
+        let (ctx, _h) = ActivityContext::for_test(SaveChunk::NAME, None);
+        let again = SaveChunk::default().run(ctx, save_input).await.unwrap();
+        assert_eq!(again.records, 30);
+        assert_eq!(std::fs::read(&saved.file).unwrap(), std::fs::read(&again.file).unwrap());
+        api.stop().await;
     }
 }

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 use workflow_core::store::{RunFilter, RunInfo, RunStatus, Store};
 use workflow_core::{Client, ControlError, RunId, StartOptions, Worker, WorkerOptions, Workflow};
+use workflow_store_sled::SledStore;
 
 use crate::activities::{AuditLog, EnrichChunk, LoadCsvChunks, LoadOutput, SaveChunk};
 use crate::cli::Args;
@@ -22,12 +23,11 @@ use crate::workflows::{
     load_workflow_id, BatchInput, BatchWorkflow, ChunkOutcome, EnrichAndSaveWorkflow, LoadChunksWorkflow,
 };
 
-/// Opens the durable store in `dir`.
+/// Opens the durable store in `dir` (a sled database; one process at a time).
 pub fn open_store(dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create the store folder {}", dir.display()))?;
-    // TODO(sled): switch to workflow_store_sled::SledStore::open(dir) once it lands.
-    warn!(db = %dir.display(), "the sled store is not available yet: state is kept in memory only");
-    Ok(Arc::new(workflow_core::store::MemoryStore::new()))
+    let store = SledStore::open(dir).with_context(|| format!("cannot open the store in {}", dir.display()))?;
+    Ok(Arc::new(store))
 }
 
 /// A folder name for a workflow id: letters, digits, `-`, `_` and `.` are kept, anything else
