@@ -107,7 +107,7 @@ fn killed_batch_resumes_to_the_same_output_without_redoing_saved_chunks() {
             saved_at.entry(chunk).or_insert(i);
         } else if line.starts_with("enrich-start") {
             assert!(
-                saved_at.get(chunk).is_none(),
+                !saved_at.contains_key(chunk),
                 "chunk {chunk} enriched again after it was saved:\n{}",
                 lines.join("\n")
             );
