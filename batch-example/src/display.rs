@@ -4,7 +4,7 @@
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use tokio::sync::watch;
 use tracing::info;
 
@@ -58,7 +58,12 @@ impl Display {
         chunks.set_style(style("{prefix:>8} [{bar:40.cyan/blue}] {pos}/{len} {msg}"));
         chunks.set_prefix("chunks");
         let records = self.multi.add(ProgressBar::new(0));
-        records.set_style(style("{prefix:>8} [{bar:40.green/white}] {pos}/{len} ({per_sec}, eta {eta})"));
+        records.set_style(style("{prefix:>8} [{bar:40.green/white}] {pos}/{len} ({rate}, eta {eta})").with_key(
+            "rate",
+            |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0}/s", s.per_sec());
+            },
+        ));
         records.set_prefix("records");
         loop {
             let s = progress.snapshot();
