@@ -28,9 +28,26 @@ pub struct StartOptions {
     /// When the workflow id already has an open run, return its handle instead of
     /// [`StartError::AlreadyStarted`].
     pub idempotent: bool,
+    /// Retry the whole workflow: a failed run is followed by a new run (same workflow id) after
+    /// the policy's backoff, until the policy gives up. Default: no retries.
+    pub retry_policy: Option<crate::RetryPolicy>,
+    /// Close a run as timed out when it takes longer than this. Default: no limit.
+    pub run_timeout: Option<Duration>,
 }
 
 impl StartOptions {
+    /// Sets the workflow retry policy.
+    pub fn retry_policy(mut self, p: crate::RetryPolicy) -> Self {
+        self.retry_policy = Some(p);
+        self
+    }
+
+    /// Sets the run timeout.
+    pub fn run_timeout(mut self, d: Duration) -> Self {
+        self.run_timeout = Some(d);
+        self
+    }
+
     /// Sets idempotent start.
     pub fn idempotent(mut self, yes: bool) -> Self {
         self.idempotent = yes;
@@ -116,6 +133,14 @@ impl Client {
         }
         let input = Payload::encode(&input)?;
         input.check_size("workflow input", self.limits.max_payload_bytes)?;
+        if let Some(p) = &options.retry_policy {
+            p.validate()?;
+        }
+        if options.run_timeout == Some(Duration::ZERO) {
+            return Err(
+                crate::error::OptionsError { option: "run_timeout", reason: "must be above zero".into() }.into()
+            );
+        }
         let run_id = RunId::generate();
         let now = self.clock.now();
         let seed = uuid::Uuid::new_v4().as_u64_pair().0;
@@ -140,6 +165,11 @@ impl Client {
                 input,
                 seed,
                 parent: None,
+                start: crate::history::RunStart {
+                    retry_policy: options.retry_policy.clone(),
+                    run_timeout: options.run_timeout,
+                    ..crate::history::RunStart::plain()
+                },
             },
             time: now,
         };
@@ -265,6 +295,22 @@ impl Client {
         }
     }
 
+    async fn wait_exists(&self, run_id: &RunId) -> Result<(), StoreError> {
+        let notify = self.store.notifier().unwrap_or_else(|| Arc::new(tokio::sync::Notify::new()));
+        loop {
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.store.get_run(run_id).await?.is_some() {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = self.clock.sleep(Duration::from_millis(500)) => {}
+            }
+        }
+    }
+
     /// Waits until the run closes and returns its info.
     pub async fn wait_closed(&self, workflow_id: &str, run_id: Option<&RunId>) -> Result<RunInfo, ControlError> {
         let notify = self.store.notifier().unwrap_or_else(|| Arc::new(tokio::sync::Notify::new()));
@@ -320,28 +366,47 @@ impl<W: Workflow> WorkflowHandle<W> {
         self.run_id.as_ref()
     }
 
-    /// Waits for the run to finish and returns its typed result.
+    /// Waits for the workflow to finish and returns its typed result. Follows the chain of
+    /// runs: continue-as-new and retries by the workflow's retry policy.
     pub async fn result(&self) -> Result<W::Output, ResultError> {
-        let info = self.client.wait_closed(&self.workflow_id, self.run_id.as_ref()).await.map_err(|e| match e {
-            ControlError::Store(s) => ResultError::Store(s),
-            other => ResultError::Store(StoreError::NotFound { what: other.to_string() }),
-        })?;
+        let mut run_id = self.run_id.clone();
         let wid = self.workflow_id.clone();
-        match info.status {
-            RunStatus::Completed => {
-                let p = info.result.unwrap_or_else(Payload::null);
-                Ok(p.decode(&format!("result of workflow {}", W::NAME))?)
+        loop {
+            let info = self.client.wait_closed(&self.workflow_id, run_id.as_ref()).await.map_err(|e| match e {
+                ControlError::Store(s) => ResultError::Store(s),
+                other => ResultError::Store(StoreError::NotFound { what: other.to_string() }),
+            })?;
+            let last = self.client.store.read_history(&info.run_id, info.last_event_id.saturating_sub(1)).await?;
+            let next = last.last().and_then(|e| match &e.kind {
+                EventKind::WorkflowContinuedAsNew { new_run_id, .. } => Some(new_run_id.clone()),
+                EventKind::WorkflowFailed { next_run: Some(next), .. } => Some(next.clone()),
+                _ => None,
+            });
+            if let Some(next) = next {
+                // The successor is created by a task; wait for it to exist.
+                self.client.wait_exists(&next).await?;
+                run_id = Some(next);
+                continue;
             }
-            RunStatus::Failed => Err(ResultError::Failed {
-                workflow_id: wid,
-                failure: info.failure.unwrap_or_else(|| crate::error::Failure::new("Unknown", "no failure recorded")),
-            }),
-            RunStatus::Cancelled => Err(ResultError::Cancelled { workflow_id: wid }),
-            RunStatus::Terminated => Err(ResultError::Terminated {
-                workflow_id: wid,
-                reason: info.failure.map(|f| f.message).unwrap_or_default(),
-            }),
-            RunStatus::Running => unreachable!("wait_closed returns closed runs only"),
+            return match info.status {
+                RunStatus::Completed => {
+                    let p = info.result.unwrap_or_else(Payload::null);
+                    Ok(p.decode(&format!("result of workflow {}", W::NAME))?)
+                }
+                RunStatus::Failed | RunStatus::ContinuedAsNew => Err(ResultError::Failed {
+                    workflow_id: wid,
+                    failure: info
+                        .failure
+                        .unwrap_or_else(|| crate::error::Failure::new("Unknown", "no failure recorded")),
+                }),
+                RunStatus::Cancelled => Err(ResultError::Cancelled { workflow_id: wid }),
+                RunStatus::TimedOut => Err(ResultError::TimedOut { workflow_id: wid }),
+                RunStatus::Terminated => Err(ResultError::Terminated {
+                    workflow_id: wid,
+                    reason: info.failure.map(|f| f.message).unwrap_or_default(),
+                }),
+                RunStatus::Running => unreachable!("wait_closed returns closed runs only"),
+            };
         }
     }
 

@@ -286,6 +286,9 @@ pub enum StartError {
     /// The input cannot be encoded or is too large.
     #[error("workflow input: {0}")]
     Payload(#[from] PayloadError),
+    /// An option is invalid.
+    #[error(transparent)]
+    Options(#[from] OptionsError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -316,6 +319,12 @@ pub enum ResultError {
         workflow_id: String,
         /// The reason given.
         reason: String,
+    },
+    /// The run exceeded its run timeout.
+    #[error("workflow {workflow_id:?} timed out")]
+    TimedOut {
+        /// The workflow id.
+        workflow_id: String,
     },
     /// The result does not decode into the expected type.
     #[error(transparent)]

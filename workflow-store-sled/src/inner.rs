@@ -120,19 +120,10 @@ impl Inner {
         let mut closed = false;
         let appended = req.events.len() as EventId;
         for (i, kind) in req.events.into_iter().enumerate() {
-            if let Some(status) = RunStatus::from_terminal(&kind) {
+            if RunStatus::from_terminal(&kind).is_some() {
                 closed = true;
-                info.status = status;
-                info.close_time = Some(time);
-                match &kind {
-                    EventKind::WorkflowCompleted { result } => info.result = Some(result.clone()),
-                    EventKind::WorkflowFailed { failure } => info.failure = Some(failure.clone()),
-                    EventKind::WorkflowTerminated { reason } => {
-                        info.failure = Some(Failure::new("Terminated", reason.clone()))
-                    }
-                    _ => {}
-                }
             }
+            info.apply_event(&kind, time);
             let id = last + 1 + i as EventId;
             let event = Event { id, time, kind };
             b.put(T::History, keys::event_key(&run_id, id), encode("event", &event)?);

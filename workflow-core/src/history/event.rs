@@ -148,6 +148,10 @@ pub enum EventKind {
         /// The parent, for a child run.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         parent: Option<ParentRef>,
+        /// How the run was started beyond its input: continued-from run, attempt, retry
+        /// policy and run timeout.
+        #[serde(default, skip_serializing_if = "RunStart::is_plain")]
+        start: RunStart,
     },
     /// Workflow code asked for an activity.
     ActivityScheduled {
@@ -283,7 +287,19 @@ pub enum EventKind {
     WorkflowFailed {
         /// Why.
         failure: Failure,
+        /// The run that retries it, when the workflow's retry policy allows another attempt.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next_run: Option<RunId>,
     },
+    /// The run ended by starting a fresh run of the same workflow id with new input.
+    WorkflowContinuedAsNew {
+        /// The new run's input.
+        input: Payload,
+        /// The new run.
+        new_run_id: RunId,
+    },
+    /// The run exceeded its run timeout.
+    WorkflowTimedOut,
     /// The run ended cancelled.
     WorkflowCancelled,
     /// The run was terminated; no workflow code ran after this.
@@ -316,6 +332,7 @@ impl EventKind {
                     | EventKind::WorkflowCompleted { .. }
                     | EventKind::WorkflowFailed { .. }
                     | EventKind::WorkflowCancelled
+                    | EventKind::WorkflowContinuedAsNew { .. }
             )
     }
 
@@ -327,6 +344,8 @@ impl EventKind {
                 | EventKind::WorkflowFailed { .. }
                 | EventKind::WorkflowCancelled
                 | EventKind::WorkflowTerminated { .. }
+                | EventKind::WorkflowContinuedAsNew { .. }
+                | EventKind::WorkflowTimedOut
         )
     }
 
@@ -355,6 +374,8 @@ impl EventKind {
             EventKind::WorkflowFailed { .. } => "WorkflowFailed",
             EventKind::WorkflowCancelled => "WorkflowCancelled",
             EventKind::WorkflowTerminated { .. } => "WorkflowTerminated",
+            EventKind::WorkflowContinuedAsNew { .. } => "WorkflowContinuedAsNew",
+            EventKind::WorkflowTimedOut => "WorkflowTimedOut",
         }
     }
 
@@ -403,6 +424,8 @@ pub enum ChildEnd {
     Terminated,
     /// It could not be started.
     StartFailed,
+    /// It exceeded its run timeout.
+    TimedOut,
 }
 
 fn describe_child_end(kind: &ChildEnd, cause: Option<&Failure>) -> String {
@@ -411,6 +434,7 @@ fn describe_child_end(kind: &ChildEnd, cause: Option<&Failure>) -> String {
         ChildEnd::Cancelled => "was cancelled",
         ChildEnd::Terminated => "was terminated",
         ChildEnd::StartFailed => "could not start",
+        ChildEnd::TimedOut => "timed out",
     };
     match cause {
         Some(c) => format!("{what}: {c}"),
@@ -427,5 +451,49 @@ impl ChildFailure {
             details: None,
             cause: self.cause.clone().map(Box::new),
         }
+    }
+}
+
+/// How a run was started, beyond its type and input.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RunStart {
+    /// The run this one continues (continue-as-new or a retry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continued_from: Option<RunId>,
+    /// The attempt of the workflow, from 1 (above 1 for retries by the retry policy).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub attempt: u32,
+    /// Retry policy for the whole workflow: a failed run is retried as a new run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_policy: Option<crate::policy::RetryPolicy>,
+    /// Longest a single run may take before it is closed as timed out.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::time::opt_duration_ms")]
+    pub run_timeout: Option<std::time::Duration>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
+
+impl Default for RunStart {
+    fn default() -> Self {
+        RunStart::plain()
+    }
+}
+
+impl RunStart {
+    /// A first attempt with no policy or timeout.
+    pub fn plain() -> Self {
+        RunStart { continued_from: None, attempt: 1, retry_policy: None, run_timeout: None }
+    }
+
+    /// Whether this is [`RunStart::plain`] (omitted from JSON).
+    pub fn is_plain(&self) -> bool {
+        self.continued_from.is_none() && self.attempt <= 1 && self.retry_policy.is_none() && self.run_timeout.is_none()
     }
 }

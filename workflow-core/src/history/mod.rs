@@ -2,7 +2,7 @@
 
 mod event;
 
-pub use event::{ActivityFailure, ChildEnd, ChildFailure, Event, EventKind, ParentRef, TimeoutKind};
+pub use event::{ActivityFailure, ChildEnd, ChildFailure, Event, EventKind, ParentRef, RunStart, TimeoutKind};
 
 use crate::ids::{RunId, Seq};
 use crate::policy::ParentClosePolicy;

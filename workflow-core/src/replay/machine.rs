@@ -79,6 +79,15 @@ impl RunMachine {
         }
     }
 
+    /// A machine running workflow `W` (for tools and benchmarks that replay histories).
+    pub fn for_workflow<W: crate::workflow::Workflow>(run_id: RunId, limits: Limits) -> Self {
+        let mut r = crate::worker::Registry::default();
+        // A fresh registry cannot hold a duplicate.
+        let _ = r.add_workflow::<W>();
+        let f = *r.workflows.get(W::NAME).expect("just registered");
+        RunMachine::new(run_id, f, limits)
+    }
+
     /// The id of the last event applied.
     pub fn last_event_id(&self) -> EventId {
         self.last_event_id
@@ -244,17 +253,18 @@ impl RunMachine {
                 }
                 self.drive(e.id)
             }
-            EventKind::WorkflowCompleted { .. } | EventKind::WorkflowFailed { .. } | EventKind::WorkflowCancelled => {
-                match &self.outcome {
-                    Some(o) if o.name() == e.kind.name() => {
-                        self.closed = true;
-                        Ok(())
-                    }
-                    Some(o) => Err(self.nondet(e.id, e.kind.describe(), o.describe())),
-                    None => Err(self.nondet(e.id, e.kind.describe(), "nothing (the code is still running)".into())),
+            EventKind::WorkflowCompleted { .. }
+            | EventKind::WorkflowFailed { .. }
+            | EventKind::WorkflowCancelled
+            | EventKind::WorkflowContinuedAsNew { .. } => match &self.outcome {
+                Some(o) if o.name() == e.kind.name() => {
+                    self.closed = true;
+                    Ok(())
                 }
-            }
-            EventKind::WorkflowTerminated { .. } => {
+                Some(o) => Err(self.nondet(e.id, e.kind.describe(), o.describe())),
+                None => Err(self.nondet(e.id, e.kind.describe(), "nothing (the code is still running)".into())),
+            },
+            EventKind::WorkflowTerminated { .. } | EventKind::WorkflowTimedOut => {
                 self.root = None;
                 self.closed = true;
                 Ok(())
@@ -373,10 +383,22 @@ impl RunMachine {
         let ev = match result {
             Ok(p) => match p.check_size("workflow result", limit) {
                 Ok(()) => EventKind::WorkflowCompleted { result: p },
-                Err(e) => EventKind::WorkflowFailed { failure: Failure::new("PayloadTooLarge", e.to_string()) },
+                Err(e) => EventKind::WorkflowFailed {
+                    failure: Failure::new("PayloadTooLarge", e.to_string()),
+                    next_run: None,
+                },
             },
             Err(WorkflowError::Cancelled) if cancel_requested => EventKind::WorkflowCancelled,
-            Err(e) => EventKind::WorkflowFailed { failure: e.to_failure() },
+            Err(WorkflowError::ContinueAsNew { input }) => {
+                // The successor's run id comes from the run's seeded randomness: replay agrees.
+                let new_run_id = {
+                    let mut s = self.state.borrow_mut();
+                    let (a, b) = (s.next_random(), s.next_random());
+                    RunId(uuid::Uuid::from_u64_pair(a, b).to_string())
+                };
+                EventKind::WorkflowContinuedAsNew { input, new_run_id }
+            }
+            Err(e) => EventKind::WorkflowFailed { failure: e.to_failure(), next_run: None },
         };
         self.outcome = Some(ev.clone());
         if let Some((rid, rk)) = &self.recorded_terminal {
@@ -540,6 +562,7 @@ mod tests {
                 input,
                 seed: 42,
                 parent: None,
+                start: crate::history::RunStart::plain(),
             },
         }
     }

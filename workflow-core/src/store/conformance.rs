@@ -65,6 +65,7 @@ pub fn new_run(workflow_id: &str, workflow_type: &str, time: Timestamp) -> NewRu
             input: Payload::null(),
             seed: 7,
             parent: None,
+            start: crate::history::RunStart::plain(),
         },
         time,
     }
@@ -260,8 +261,10 @@ async fn terminal_event_closes_run(store: Arc<dyn Store>) {
     let end = T0.add(Duration::from_secs(2));
     store
         .append(
-            AppendRequest::new(run_id.clone(), end)
-                .events([EventKind::WorkflowFailed { failure: crate::error::Failure::new("E", "boom") }]),
+            AppendRequest::new(run_id.clone(), end).events([EventKind::WorkflowFailed {
+                failure: crate::error::Failure::new("E", "boom"),
+                next_run: None,
+            }]),
         )
         .await
         .unwrap();
@@ -439,4 +442,23 @@ async fn task_for_another_run_survives_close(store: Arc<dyn Store>) {
     );
     assert_eq!(t.task.run_id, parent_id);
     assert_eq!(store.list_tasks(&parent_id).await.unwrap().len(), 1, "list_tasks lists it under its own run");
+
+    // A task may be created for a run that does not exist yet (a successor run), and its lease
+    // completed through an append on another run.
+    let future_run = RunId::generate();
+    let start = Task {
+        key: TaskKey::start_run(&future_run),
+        run_id: future_run.clone(),
+        visible_at: T0,
+        lease_duration: Duration::from_secs(10),
+        kind: TaskKind::RunTimeout,
+    };
+    store.append(AppendRequest::new(child_id.clone(), T0).task_op(TaskOp::Upsert(start))).await.unwrap();
+    let leased = store.lease_tasks(TaskQueue::Workflow, T0, 10, "w").await.unwrap();
+    let s = leased.iter().find(|t| t.task.run_id == future_run).expect("the task of a future run is leased");
+    store
+        .append(AppendRequest::new(child_id.clone(), T0).complete(s.task.key.clone(), s.token))
+        .await
+        .expect("a lease is completed through any existing run, even a closed one");
+    assert!(store.list_tasks(&future_run).await.unwrap().is_empty());
 }

@@ -9,7 +9,7 @@ use tokio::sync::Notify;
 use super::types::*;
 use super::Store;
 use crate::error::StoreError;
-use crate::history::{Event, EventKind};
+use crate::history::Event;
 use crate::ids::{EventId, RunId};
 use crate::payload::Payload;
 use crate::time::Timestamp;
@@ -189,17 +189,8 @@ impl Store for MemoryStore {
         for (i, kind) in req.events.into_iter().enumerate() {
             if let Some(status) = RunStatus::from_terminal(&kind) {
                 closed = Some(status);
-                row.info.status = status;
-                row.info.close_time = Some(time);
-                match &kind {
-                    EventKind::WorkflowCompleted { result } => row.info.result = Some(result.clone()),
-                    EventKind::WorkflowFailed { failure } => row.info.failure = Some(failure.clone()),
-                    EventKind::WorkflowTerminated { reason } => {
-                        row.info.failure = Some(crate::error::Failure::new("Terminated", reason.clone()))
-                    }
-                    _ => {}
-                }
             }
+            row.info.apply_event(&kind, time);
             row.events.push(Event { id: last + 1 + i as EventId, time, kind });
         }
         row.info.last_event_id = row.events.len() as EventId;

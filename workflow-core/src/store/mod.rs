@@ -24,7 +24,8 @@ use tokio::sync::Notify;
 pub use memory::MemoryStore;
 pub use types::{
     ActivityTask, AppendOutcome, AppendRequest, AttemptOutcome, AttemptRecord, Completion, LeaseToken, LeasedTask,
-    NewRun, PendingTask, RunFilter, RunInfo, RunStatus, StartChildTask, Task, TaskKey, TaskKind, TaskOp, TaskQueue,
+    NewRun, PendingTask, RunFilter, RunInfo, RunStatus, StartChildTask, StartRunTask, Task, TaskKey, TaskKind, TaskOp,
+    TaskQueue,
 };
 
 use crate::error::StoreError;

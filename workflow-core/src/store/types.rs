@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::activity::ActivityError;
 use crate::error::Failure;
-use crate::history::{EventKind, ParentRef, TimeoutKind};
+use crate::history::{EventKind, ParentRef, RunStart, TimeoutKind};
 use crate::ids::{EventId, RunId, Seq};
 use crate::options::ActivityOptions;
 use crate::payload::Payload;
@@ -28,6 +28,10 @@ pub enum RunStatus {
     Cancelled,
     /// Terminated.
     Terminated,
+    /// Ended by starting a new run of the same workflow id (continue-as-new).
+    ContinuedAsNew,
+    /// Exceeded its run timeout.
+    TimedOut,
 }
 
 impl RunStatus {
@@ -43,6 +47,8 @@ impl RunStatus {
             EventKind::WorkflowFailed { .. } => RunStatus::Failed,
             EventKind::WorkflowCancelled => RunStatus::Cancelled,
             EventKind::WorkflowTerminated { .. } => RunStatus::Terminated,
+            EventKind::WorkflowContinuedAsNew { .. } => RunStatus::ContinuedAsNew,
+            EventKind::WorkflowTimedOut => RunStatus::TimedOut,
             _ => return None,
         })
     }
@@ -56,6 +62,8 @@ impl fmt::Display for RunStatus {
             RunStatus::Failed => "failed",
             RunStatus::Cancelled => "cancelled",
             RunStatus::Terminated => "terminated",
+            RunStatus::ContinuedAsNew => "continued_as_new",
+            RunStatus::TimedOut => "timed_out",
         })
     }
 }
@@ -69,8 +77,12 @@ impl std::str::FromStr for RunStatus {
             "failed" => RunStatus::Failed,
             "cancelled" => RunStatus::Cancelled,
             "terminated" => RunStatus::Terminated,
+            "continued_as_new" => RunStatus::ContinuedAsNew,
+            "timed_out" => RunStatus::TimedOut,
             other => {
-                return Err(format!("unknown status {other:?} (running, completed, failed, cancelled, terminated)"))
+                return Err(format!(
+                    "unknown status {other:?} (running, completed, failed, cancelled, terminated, continued_as_new, timed_out)"
+                ))
             }
         })
     }
@@ -103,6 +115,25 @@ pub struct RunInfo {
     pub last_event_id: EventId,
     /// Why its workflow task keeps failing (nondeterminism, unknown type, panic), if it does.
     pub task_failure: Option<String>,
+}
+
+impl RunInfo {
+    /// Updates the info for an event appended at `time`: a terminal event sets the status,
+    /// the close time and the result or failure. Stores call this for every appended event.
+    pub fn apply_event(&mut self, kind: &EventKind, time: Timestamp) {
+        let Some(status) = RunStatus::from_terminal(kind) else { return };
+        self.status = status;
+        self.close_time = Some(time);
+        match kind {
+            EventKind::WorkflowCompleted { result } => self.result = Some(result.clone()),
+            EventKind::WorkflowFailed { failure, .. } => self.failure = Some(failure.clone()),
+            EventKind::WorkflowTerminated { reason } => self.failure = Some(Failure::new("Terminated", reason.clone())),
+            EventKind::WorkflowTimedOut => {
+                self.failure = Some(Failure::new("RunTimedOut", "the run exceeded its run timeout"))
+            }
+            _ => {}
+        }
+    }
 }
 
 /// A filter for [`Store::list_runs`](super::Store::list_runs).
@@ -174,6 +205,16 @@ impl TaskKey {
     /// The task that applies a parent-close policy to a child run.
     pub fn parent_closed(child_run_id: &RunId) -> TaskKey {
         TaskKey(format!("parentclosed/{child_run_id}"))
+    }
+
+    /// The task that creates run `run_id` (a successor).
+    pub fn start_run(run_id: &RunId) -> TaskKey {
+        TaskKey(format!("start/{run_id}"))
+    }
+
+    /// The run-timeout task of a run.
+    pub fn run_timeout(run_id: &RunId) -> TaskKey {
+        TaskKey(format!("runtimeout/{run_id}"))
     }
 
     /// The task of timer `seq` of a run.
@@ -249,6 +290,11 @@ pub enum TaskKind {
         /// The child's run.
         child_run_id: RunId,
     },
+    /// Create this (not yet existing) run: the successor of a run that continued as new or
+    /// failed with retries left.
+    StartRun(Box<StartRunTask>),
+    /// This run's run timeout elapsed: close it as timed out.
+    RunTimeout,
     /// This run's parent closed: apply the parent-close policy.
     ParentClosed {
         /// The policy to apply.
@@ -256,6 +302,23 @@ pub enum TaskKind {
         /// The parent's workflow id (recorded in the reason).
         parent_workflow_id: String,
     },
+}
+
+/// Everything needed to create a successor run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StartRunTask {
+    /// The workflow id (the same as the previous run's).
+    pub workflow_id: String,
+    /// The workflow type.
+    pub workflow_type: String,
+    /// The new run's input.
+    pub input: Payload,
+    /// The parent, inherited from the previous run.
+    pub parent: Option<ParentRef>,
+    /// How it starts (continued-from, attempt, policy, timeout).
+    pub start: RunStart,
+    /// When the new run starts (later than now for a retry's backoff).
+    pub start_at: Timestamp,
 }
 
 /// Everything needed to start a child run.
@@ -298,6 +361,8 @@ impl Task {
             | TaskKind::Timer { .. }
             | TaskKind::StartChild(_)
             | TaskKind::ChildClosed { .. }
+            | TaskKind::StartRun(_)
+            | TaskKind::RunTimeout
             | TaskKind::ParentClosed { .. } => TaskQueue::Workflow,
         }
     }

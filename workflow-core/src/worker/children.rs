@@ -103,6 +103,7 @@ async fn start_outcome(inner: &Inner, st: &StartChildTask, parent: &ParentRef) -
             input: st.input.clone(),
             seed: uuid::Uuid::new_v4().as_u64_pair().0,
             parent: Some(parent.clone()),
+            start: crate::history::RunStart::plain(),
         },
         time: now,
     };
@@ -162,9 +163,10 @@ fn child_end_event(seq: Seq, info: &RunInfo) -> EventKind {
         RunStatus::Completed => {
             EventKind::ChildWorkflowCompleted { seq, result: info.result.clone().unwrap_or_else(Payload::null) }
         }
-        RunStatus::Failed | RunStatus::Running => {
+        RunStatus::Failed | RunStatus::Running | RunStatus::ContinuedAsNew => {
             EventKind::ChildWorkflowFailed { seq, failure: failure(ChildEnd::Failed) }
         }
+        RunStatus::TimedOut => EventKind::ChildWorkflowFailed { seq, failure: failure(ChildEnd::TimedOut) },
         RunStatus::Cancelled => EventKind::ChildWorkflowFailed { seq, failure: failure(ChildEnd::Cancelled) },
         RunStatus::Terminated => EventKind::ChildWorkflowFailed { seq, failure: failure(ChildEnd::Terminated) },
     }
@@ -182,14 +184,8 @@ pub(crate) async fn apply_parent_close(
     let done = (task.task.key.clone(), task.token);
     let result = match policy {
         ParentClosePolicy::Terminate => {
-            closing::terminate(
-                &*inner.store,
-                &run_id,
-                format!("terminated by parent close policy, parent {parent_workflow_id}"),
-                now,
-                Some(done),
-            )
-            .await
+            let reason = format!("terminated by parent close policy, parent {parent_workflow_id}");
+            closing::close_run(&*inner.store, &run_id, EventKind::WorkflowTerminated { reason }, now, Some(done)).await
         }
         ParentClosePolicy::RequestCancel => {
             let req = AppendRequest::new(run_id.clone(), now)
@@ -215,5 +211,53 @@ pub(crate) async fn apply_parent_close(
             }
         }
         Err(e) => warn!(error = %e, "applying a parent-close policy failed; retried when the lease expires"),
+    }
+}
+
+/// Creates a successor run (continue-as-new or a retry) whose task this is.
+pub(crate) async fn start_run(inner: &Inner, task: LeasedTask, st: crate::store::StartRunTask) {
+    let run_id = task.task.run_id.clone();
+    let run = NewRun {
+        info: RunInfo {
+            workflow_id: st.workflow_id.clone(),
+            run_id: run_id.clone(),
+            workflow_type: st.workflow_type.clone(),
+            status: RunStatus::Running,
+            start_time: st.start_at,
+            close_time: None,
+            input: st.input.clone(),
+            result: None,
+            failure: None,
+            parent: st.parent.clone(),
+            last_event_id: 1,
+            task_failure: None,
+        },
+        started: EventKind::WorkflowStarted {
+            workflow_type: st.workflow_type.clone(),
+            workflow_id: st.workflow_id.clone(),
+            input: st.input.clone(),
+            seed: uuid::Uuid::new_v4().as_u64_pair().0,
+            parent: st.parent.clone(),
+            start: st.start.clone(),
+        },
+        time: st.start_at,
+    };
+    match inner.store.create_run(run).await {
+        Ok(()) => {}
+        Err(StoreError::AlreadyExists { run_id: existing, .. }) if existing == run_id => {}
+        Err(StoreError::AlreadyExists { run_id: other, workflow_id }) => {
+            warn!(%workflow_id, %other, "the successor run cannot start: another run holds the workflow id");
+        }
+        Err(e) => {
+            warn!(error = %e, "creating the successor run failed; retried when the lease expires");
+            return;
+        }
+    }
+    // The task's run may never have been created (the id was taken): complete the lease through
+    // the run it continues, which exists.
+    let via = st.start.continued_from.clone().unwrap_or(run_id);
+    let req = AppendRequest::new(via, inner.clock.now()).complete(task.task.key.clone(), task.token);
+    if let Err(e) = inner.store.append(req).await {
+        debug!(error = %e, "completing the start-run task failed");
     }
 }

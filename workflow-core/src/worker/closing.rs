@@ -1,38 +1,107 @@
-//! What closing a run causes in other runs: its parent learns the outcome, its open children
-//! get their parent-close policy. Pure: computes task changes from history.
+//! What closing a run causes elsewhere: a successor run (continue-as-new, a retry by the
+//! workflow's retry policy), the parent learning the outcome, open children getting their
+//! parent-close policy. Everything travels as tasks in the closing append (an outbox).
 
 use std::time::Duration;
 
-use crate::history::{open_children, EventKind, ParentRef};
+use crate::history::{open_children, Event, EventKind, ParentRef, RunStart};
 use crate::ids::RunId;
-use crate::policy::ParentClosePolicy;
-use crate::store::{Task, TaskKey, TaskKind, TaskOp};
+use crate::payload::Payload;
+use crate::policy::{next_retry, NextRetry, ParentClosePolicy};
+use crate::store::{AppendRequest, LeaseToken, StartRunTask, Store, Task, TaskKey, TaskKind, TaskOp};
 use crate::time::Timestamp;
 
-/// The task changes that closing `run_id` causes, given its whole history (`events`, including
-/// the terminal event) and its parent.
-pub(crate) fn close_ops<'a>(
+/// The facts of a run's `WorkflowStarted` event.
+pub(crate) struct Started {
+    pub(crate) workflow_id: String,
+    pub(crate) workflow_type: String,
+    pub(crate) input: Payload,
+    pub(crate) parent: Option<ParentRef>,
+    pub(crate) start: RunStart,
+}
+
+impl Started {
+    pub(crate) fn of(first: Option<&EventKind>) -> Option<Started> {
+        match first {
+            Some(EventKind::WorkflowStarted { workflow_id, workflow_type, input, parent, start, .. }) => {
+                Some(Started {
+                    workflow_id: workflow_id.clone(),
+                    workflow_type: workflow_type.clone(),
+                    input: input.clone(),
+                    parent: parent.clone(),
+                    start: start.clone(),
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Plans the close of `run_id`: fills in the successor of a retried failure on `terminal`,
+/// and returns the task changes closing causes. `history` is the stored history (it starts
+/// with `WorkflowStarted`); `pending` are the events appended with `terminal`, before it.
+pub(crate) fn plan_close(
     run_id: &RunId,
-    workflow_id: &str,
-    parent: Option<&ParentRef>,
-    events: impl IntoIterator<Item = &'a EventKind>,
+    history: &[Event],
+    pending: &[EventKind],
+    terminal: &mut EventKind,
     now: Timestamp,
 ) -> Vec<TaskOp> {
+    let Some(started) = Started::of(history.first().map(|e| &e.kind)) else { return Vec::new() };
     let mut ops = Vec::new();
-    if let Some(p) = parent {
-        ops.push(TaskOp::Upsert(Task {
-            key: TaskKey::child_closed(&p.run_id, p.seq),
-            run_id: p.run_id.clone(),
+    let successor = match terminal {
+        EventKind::WorkflowContinuedAsNew { input, new_run_id } => Some((
+            new_run_id.clone(),
+            input.clone(),
+            RunStart { continued_from: Some(run_id.clone()), attempt: 1, ..started.start.clone() },
+            now,
+        )),
+        EventKind::WorkflowFailed { failure, next_run } => match &started.start.retry_policy {
+            Some(policy) => match next_retry(policy, started.start.attempt.max(1), &failure.error_type, true) {
+                NextRetry::RetryAfter { attempt, after } => {
+                    let id = RunId::generate();
+                    *next_run = Some(id.clone());
+                    let start = RunStart { continued_from: Some(run_id.clone()), attempt, ..started.start.clone() };
+                    Some((id, started.input.clone(), start, now.add(after)))
+                }
+                _ => None,
+            },
+            None => None,
+        },
+        _ => None,
+    };
+    match successor {
+        Some((new_run_id, input, start, start_at)) => ops.push(TaskOp::Upsert(Task {
+            key: TaskKey::start_run(&new_run_id),
+            run_id: new_run_id,
             visible_at: now,
             lease_duration: Duration::from_secs(60),
-            kind: TaskKind::ChildClosed { seq: p.seq, child_run_id: run_id.clone() },
-        }));
-    }
-    for child in open_children(events) {
-        if child.policy == ParentClosePolicy::Abandon {
-            continue;
+            kind: TaskKind::StartRun(Box::new(StartRunTask {
+                workflow_id: started.workflow_id.clone(),
+                workflow_type: started.workflow_type.clone(),
+                input,
+                parent: started.parent.clone(),
+                start,
+                start_at,
+            })),
+        })),
+        None => {
+            if let Some(p) = &started.parent {
+                ops.push(TaskOp::Upsert(Task {
+                    key: TaskKey::child_closed(&p.run_id, p.seq),
+                    run_id: p.run_id.clone(),
+                    visible_at: now,
+                    lease_duration: Duration::from_secs(60),
+                    kind: TaskKind::ChildClosed { seq: p.seq, child_run_id: run_id.clone() },
+                }));
+            }
         }
-        ops.push(parent_closed_op(&child.run_id, child.policy, workflow_id, now));
+    }
+    let all = history.iter().map(|e| &e.kind).chain(pending.iter());
+    for child in open_children(all) {
+        if child.policy != ParentClosePolicy::Abandon {
+            ops.push(parent_closed_op(&child.run_id, child.policy, &started.workflow_id, now));
+        }
     }
     ops
 }
@@ -52,38 +121,18 @@ pub(crate) fn parent_closed_op(
     })
 }
 
-/// The parent recorded in a history's first event.
-pub(crate) fn parent_of<'a>(mut events: impl Iterator<Item = &'a EventKind>) -> Option<ParentRef> {
-    match events.next() {
-        Some(EventKind::WorkflowStarted { parent, .. }) => parent.clone(),
-        _ => None,
-    }
-}
-
-/// Terminates `run_id` with `reason`: the terminal event and what closing causes (parent
-/// notified, children closed by their policy) in one append. `complete` finishes a lease in
-/// the same write.
-pub(crate) async fn terminate(
-    store: &dyn crate::store::Store,
+/// Closes `run_id` from outside its code (termination, run timeout): the terminal event and
+/// what closing causes, in one append. `complete` finishes a lease in the same write.
+pub(crate) async fn close_run(
+    store: &dyn Store,
     run_id: &RunId,
-    reason: String,
+    mut terminal: EventKind,
     now: Timestamp,
-    complete: Option<(TaskKey, crate::store::LeaseToken)>,
+    complete: Option<(TaskKey, LeaseToken)>,
 ) -> Result<(), crate::error::StoreError> {
     let history = store.read_history(run_id, 0).await?;
-    let (workflow_id, parent) = match history.first().map(|e| &e.kind) {
-        Some(EventKind::WorkflowStarted { workflow_id, parent, .. }) => (workflow_id.clone(), parent.clone()),
-        _ => (String::new(), None),
-    };
-    let terminal = EventKind::WorkflowTerminated { reason };
-    let ops = close_ops(
-        run_id,
-        &workflow_id,
-        parent.as_ref(),
-        history.iter().map(|e| &e.kind).chain(std::iter::once(&terminal)),
-        now,
-    );
-    let mut req = crate::store::AppendRequest::new(run_id.clone(), now).events([terminal]);
+    let ops = plan_close(run_id, &history, &[], &mut terminal, now);
+    let mut req = AppendRequest::new(run_id.clone(), now).events([terminal]);
     req.task_ops = ops;
     if let Some((key, token)) = complete {
         req = req.complete(key, token);
@@ -94,13 +143,37 @@ pub(crate) async fn terminate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::payload::Payload;
+
+    fn started(parent: Option<ParentRef>, start: RunStart) -> Event {
+        Event {
+            id: 1,
+            time: Timestamp(0),
+            kind: EventKind::WorkflowStarted {
+                workflow_type: "T".into(),
+                workflow_id: "p".into(),
+                input: Payload::null(),
+                seed: 1,
+                parent,
+                start,
+            },
+        }
+    }
+
+    fn keys(ops: &[TaskOp]) -> Vec<String> {
+        ops.iter()
+            .map(|o| match o {
+                TaskOp::Upsert(t) => t.key.0.split('/').next().unwrap_or_default().to_string(),
+                TaskOp::Delete(k) => k.0.clone(),
+            })
+            .collect()
+    }
 
     #[test]
     fn closing_notifies_parent_and_applies_policies() {
         let run = RunId("p".into());
         let parent = ParentRef { workflow_id: "gp".into(), run_id: RunId("gp-run".into()), seq: 3 };
-        let events = vec![
+        let mut history = vec![started(Some(parent), RunStart::plain())];
+        let kinds = [
             EventKind::ChildWorkflowInitiated {
                 seq: 0,
                 workflow_type: "C".into(),
@@ -127,14 +200,48 @@ mod tests {
             EventKind::ChildWorkflowStarted { seq: 2, run_id: RunId("c2-run".into()) },
             EventKind::ChildWorkflowCompleted { seq: 2, result: Payload::null() },
         ];
-        let ops = close_ops(&run, "p", Some(&parent), &events, Timestamp(5));
-        let keys: Vec<String> = ops
-            .iter()
-            .map(|o| match o {
-                TaskOp::Upsert(t) => t.key.0.clone(),
-                TaskOp::Delete(k) => k.0.clone(),
-            })
-            .collect();
-        assert_eq!(keys, vec!["childclosed/gp-run/3".to_string(), "parentclosed/c0-run".to_string()]);
+        for (i, k) in kinds.into_iter().enumerate() {
+            history.push(Event { id: 2 + i as u64, time: Timestamp(0), kind: k });
+        }
+        let mut terminal = EventKind::WorkflowCompleted { result: Payload::null() };
+        let ops = plan_close(&run, &history, &[], &mut terminal, Timestamp(5));
+        assert_eq!(keys(&ops), vec!["childclosed", "parentclosed"]);
+        match &ops[1] {
+            TaskOp::Upsert(t) => assert_eq!(t.run_id, RunId("c0-run".into()), "only the open, non-abandoned child"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_retried_failure_names_its_successor_and_does_not_notify_the_parent_yet() {
+        let run = RunId("p".into());
+        let parent = ParentRef { workflow_id: "gp".into(), run_id: RunId("gp-run".into()), seq: 0 };
+        let start =
+            RunStart { retry_policy: Some(crate::RetryPolicy::default().maximum_attempts(2)), ..RunStart::plain() };
+        let history = vec![started(Some(parent), start)];
+        let mut terminal = EventKind::WorkflowFailed { failure: crate::Failure::new("E", "x"), next_run: None };
+        let ops = plan_close(&run, &history, &[], &mut terminal, Timestamp(5));
+        assert_eq!(keys(&ops), vec!["start"]);
+        let EventKind::WorkflowFailed { next_run: Some(next), .. } = &terminal else { panic!("{terminal:?}") };
+        match &ops[0] {
+            TaskOp::Upsert(Task { run_id, kind: TaskKind::StartRun(st), .. }) => {
+                assert_eq!(run_id, next);
+                assert_eq!(st.start.attempt, 2);
+                assert_eq!(st.start_at, Timestamp(1005), "after the policy's first backoff");
+            }
+            other => panic!("{other:?}"),
+        }
+        // The last attempt fails for good and notifies the parent.
+        let history = vec![started(
+            Some(ParentRef { workflow_id: "gp".into(), run_id: RunId("gp-run".into()), seq: 0 }),
+            RunStart {
+                attempt: 2,
+                retry_policy: Some(crate::RetryPolicy::default().maximum_attempts(2)),
+                ..RunStart::plain()
+            },
+        )];
+        let mut terminal = EventKind::WorkflowFailed { failure: crate::Failure::new("E", "x"), next_run: None };
+        let ops = plan_close(&run, &history, &[], &mut terminal, Timestamp(5));
+        assert_eq!(keys(&ops), vec!["childclosed"]);
     }
 }

@@ -274,7 +274,7 @@ pub(crate) async fn terminate(
     reason: String,
     now: crate::Timestamp,
 ) -> Result<(), crate::error::StoreError> {
-    closing::terminate(store, run_id, reason, now, None).await
+    closing::close_run(store, run_id, crate::history::EventKind::WorkflowTerminated { reason }, now, None).await
 }
 
 async fn poll_loop(inner: Arc<Inner>, queue: TaskQueue) {

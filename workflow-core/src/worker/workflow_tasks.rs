@@ -68,6 +68,19 @@ pub(crate) async fn handle(inner: &Arc<Inner>, task: LeasedTask) {
             let (seq, child) = (*seq, child_run_id.clone());
             return children::deliver_child_end(inner, task, seq, child).await;
         }
+        TaskKind::StartRun(st) => {
+            let st = (**st).clone();
+            return children::start_run(inner, task, st).await;
+        }
+        TaskKind::RunTimeout => {
+            let now = inner.clock.now();
+            let done = Some((task.task.key.clone(), task.token));
+            match closing::close_run(&*inner.store, &run_id, EventKind::WorkflowTimedOut, now, done).await {
+                Ok(()) => evict(inner, &run_id),
+                Err(e) => debug!(error = %e, "closing a timed-out run failed (it may have closed already)"),
+            }
+            return;
+        }
         TaskKind::ParentClosed { policy, parent_workflow_id } => {
             let (policy, parent) = (*policy, parent_workflow_id.clone());
             return children::apply_parent_close(inner, task, policy, parent).await;
@@ -150,6 +163,7 @@ async fn process_run_inner(inner: &Inner, run_id: RunId, trigger: Trigger) {
         if base + (extra.len() + new_events.len()) as EventId > cap {
             evict(inner, &run_id);
             new_events = vec![EventKind::WorkflowFailed {
+                next_run: None,
                 failure: Failure::new(
                     "HistoryLimitExceeded",
                     format!("history would exceed {cap} events (Limits::max_history_events); use continue-as-new to start a fresh run with the state carried over"),
@@ -158,24 +172,44 @@ async fn process_run_inner(inner: &Inner, run_id: RunId, trigger: Trigger) {
         }
         let mut events = extra.clone();
         events.extend(new_events.iter().cloned());
+        let events = &mut events;
         let task = trigger.task();
         let mut ops = task_ops(&run_id, &workflow_id, now, &new_events);
-        if new_events.iter().any(EventKind::is_terminal) {
+        if base == 1 || new_events.last().is_some_and(EventKind::is_terminal) {
+            // The first activation arms the run timeout; the last plans what closing causes.
             let full = match inner.store.read_history(&run_id, 0).await {
                 Ok(h) => h,
                 Err(e) => {
                     evict(inner, &run_id);
-                    warn!(error = %e, "reading history to close the run failed; retried later");
+                    warn!(error = %e, "reading the run's history failed; retried later");
                     return;
                 }
             };
-            let parent = closing::parent_of(full.iter().map(|e| &e.kind));
-            let all = full.iter().map(|e| &e.kind).chain(events.iter());
-            ops.extend(closing::close_ops(&run_id, &workflow_id, parent.as_ref(), all, now));
+            if events.last().is_some_and(EventKind::is_terminal) {
+                let n = events.len() - 1;
+                let mut terminal = events[n].clone();
+                ops.extend(closing::plan_close(&run_id, &full, &events[..n], &mut terminal, now));
+                events[n] = terminal.clone();
+                if let Some(l) = new_events.last_mut() {
+                    *l = terminal;
+                }
+            } else if base == 1 {
+                let started = closing::Started::of(full.first().map(|e| &e.kind));
+                if let Some(timeout) = started.and_then(|s| s.start.run_timeout) {
+                    let start_time = full.first().map_or(now, |e| e.time);
+                    ops.push(TaskOp::Upsert(Task {
+                        key: TaskKey::run_timeout(&run_id),
+                        run_id: run_id.clone(),
+                        visible_at: start_time.add(timeout),
+                        lease_duration: Duration::from_secs(60),
+                        kind: TaskKind::RunTimeout,
+                    }));
+                }
+            }
         }
         let mut req = AppendRequest::new(run_id.clone(), now)
             .expect_last(base)
-            .events(events)
+            .events(std::mem::take(events))
             .complete(task.task.key.clone(), task.token);
         req.task_ops = ops;
         if let Some(a) = trigger.attempt() {

@@ -76,6 +76,16 @@ impl WorkflowContext {
         CancelledFuture { state: self.state.clone() }
     }
 
+    /// Ends this run and starts a new run of the same workflow (same workflow id, new run id)
+    /// with `input`, so the history starts fresh. Return it: `return Err(ctx.continue_as_new(&next))`.
+    /// A [`WorkflowHandle`](crate::WorkflowHandle) follows the chain to the final result.
+    pub fn continue_as_new<T: Serialize>(&self, input: &T) -> WorkflowError {
+        match Payload::encode(input) {
+            Ok(input) => WorkflowError::ContinueAsNew { input },
+            Err(e) => e.into(),
+        }
+    }
+
     /// Waits for the next signal `S` (signals of one name are received in the order they
     /// arrived; signals that arrived before the call are kept until received).
     pub fn signal<S: Signal>(&self) -> SignalFuture<S::Payload> {

@@ -71,6 +71,13 @@ pub enum WorkflowError {
     /// The workflow observed its cancellation; the run ends cancelled.
     #[error("workflow cancelled")]
     Cancelled,
+    /// The run ends and a new run of the same workflow id starts with `input` (made by
+    /// [`WorkflowContext::continue_as_new`]).
+    #[error("continue as new")]
+    ContinueAsNew {
+        /// The new run's input.
+        input: crate::payload::Payload,
+    },
 }
 
 impl WorkflowError {
@@ -89,6 +96,7 @@ impl WorkflowError {
         match self {
             WorkflowError::Failed(f) => f.clone(),
             WorkflowError::Cancelled => Failure::new("Cancelled", "workflow cancelled"),
+            WorkflowError::ContinueAsNew { .. } => Failure::new("ContinueAsNew", "continued as new"),
         }
     }
 }
