@@ -360,6 +360,43 @@ pub enum ControlError {
     Store(#[from] StoreError),
 }
 
+/// A query could not be answered.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueryError {
+    /// No such workflow.
+    #[error("workflow {workflow_id:?} not found")]
+    NotFound {
+        /// The workflow id.
+        workflow_id: String,
+    },
+    /// The workflow registered no query of this name.
+    #[error("the workflow has no query {name:?} (registered: {registered}); register it with ctx.register_query")]
+    UnknownQuery {
+        /// The name asked for.
+        name: String,
+        /// The registered names.
+        registered: String,
+    },
+    /// The handler could not decode the arguments or encode the answer.
+    #[error("query {name:?} failed: {reason}")]
+    Handler {
+        /// The query.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// Rebuilding the workflow's state failed.
+    #[error(transparent)]
+    Replay(#[from] WorkflowTaskError),
+    /// Payload problem.
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Registering or running a worker failed.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]

@@ -69,8 +69,8 @@ mod workflow;
 pub use activity::{Activity, ActivityContext, ActivityError, ActivityInfo, TestActivityHandle};
 pub use client::{Client, Description, StartOptions, WorkflowHandle};
 pub use error::{
-    ControlError, Error, Failure, IdError, NondeterminismError, OptionsError, PayloadError, ResultError, StartError,
-    StoreError, WorkerError, WorkflowTaskError,
+    ControlError, Error, Failure, IdError, NondeterminismError, OptionsError, PayloadError, QueryError, ResultError,
+    StartError, StoreError, WorkerError, WorkflowTaskError,
 };
 pub use history::{ActivityFailure, ChildEnd, ChildFailure, Event, EventKind, TimeoutKind};
 pub use ids::{validate_id, EventId, RunId, Seq};
@@ -80,6 +80,6 @@ pub use policy::{NextRetry, ParentClosePolicy, RetryPolicy};
 pub use time::{Clock, SystemClock, Timestamp};
 pub use worker::{RunningWorker, Worker, WorkerOptions};
 pub use workflow::{
-    ActivityFuture, Cancelled, CancelledFuture, ChildFuture, ChildWorkflowOptions, Elapsed, Signal, SignalFuture,
-    TimerFuture, Workflow, WorkflowContext, WorkflowError,
+    ActivityFuture, Cancelled, CancelledFuture, ChildFuture, ChildWorkflowOptions, Elapsed, Query, Signal,
+    SignalFuture, TimerFuture, Workflow, WorkflowContext, WorkflowError,
 };

@@ -265,6 +265,13 @@ pub enum EventKind {
         /// How it ended.
         failure: ChildFailure,
     },
+    /// Workflow code took the new path of a change guarded by `ctx.patched(patch_id)`.
+    PatchMarker {
+        /// Command position.
+        seq: Seq,
+        /// The change's id.
+        patch_id: String,
+    },
     /// A client asked for the run to be cancelled.
     CancelRequested {
         /// Why, if the caller said.
@@ -316,7 +323,8 @@ impl EventKind {
             EventKind::ActivityScheduled { seq, .. }
             | EventKind::TimerStarted { seq, .. }
             | EventKind::SideEffectRecorded { seq, .. }
-            | EventKind::ChildWorkflowInitiated { seq, .. } => Some(*seq),
+            | EventKind::ChildWorkflowInitiated { seq, .. }
+            | EventKind::PatchMarker { seq, .. } => Some(*seq),
             _ => None,
         }
     }
@@ -368,6 +376,7 @@ impl EventKind {
             EventKind::ChildWorkflowStartFailed { .. } => "ChildWorkflowStartFailed",
             EventKind::ChildWorkflowCompleted { .. } => "ChildWorkflowCompleted",
             EventKind::ChildWorkflowFailed { .. } => "ChildWorkflowFailed",
+            EventKind::PatchMarker { .. } => "PatchMarker",
             EventKind::CancelRequested { .. } => "CancelRequested",
             EventKind::SignalReceived { .. } => "SignalReceived",
             EventKind::WorkflowCompleted { .. } => "WorkflowCompleted",
@@ -389,6 +398,7 @@ impl EventKind {
                 format!("TimerStarted(seq {seq}, fires {fire_at})")
             }
             EventKind::SideEffectRecorded { seq, .. } => format!("SideEffectRecorded(seq {seq})"),
+            EventKind::PatchMarker { seq, patch_id } => format!("PatchMarker(seq {seq}, {patch_id})"),
             EventKind::ChildWorkflowInitiated { seq, workflow_type, workflow_id, .. } => {
                 format!("ChildWorkflowInitiated(seq {seq}, {workflow_type}, id {workflow_id})")
             }

@@ -132,8 +132,14 @@ impl RunMachine {
         for e in events.iter().filter(|e| e.id > self.last_event_id) {
             if let Some(seq) = e.kind.command_seq() {
                 self.recorded.insert(seq, (e.id, e.kind.clone()));
-                if let EventKind::SideEffectRecorded { value, .. } = &e.kind {
-                    self.state.borrow_mut().recorded_side_effects.insert(seq, value.clone());
+                match &e.kind {
+                    EventKind::SideEffectRecorded { value, .. } => {
+                        self.state.borrow_mut().recorded_side_effects.insert(seq, value.clone());
+                    }
+                    EventKind::PatchMarker { patch_id, .. } => {
+                        self.state.borrow_mut().recorded_patches.insert(seq, patch_id.clone());
+                    }
+                    _ => {}
                 }
             }
             if e.kind.is_from_workflow_task() {
@@ -178,7 +184,8 @@ impl RunMachine {
             EventKind::ActivityScheduled { seq, .. }
             | EventKind::TimerStarted { seq, .. }
             | EventKind::SideEffectRecorded { seq, .. }
-            | EventKind::ChildWorkflowInitiated { seq, .. } => {
+            | EventKind::ChildWorkflowInitiated { seq, .. }
+            | EventKind::PatchMarker { seq, .. } => {
                 if !self.next_seq_issued(*seq) {
                     return Err(self.nondet(
                         e.id,
@@ -322,6 +329,7 @@ impl RunMachine {
     }
 
     fn drive(&mut self, input_id: EventId) -> Result<(), WorkflowTaskError> {
+        self.state.borrow_mut().replaying = self.replaying(input_id);
         let flag = Arc::new(FlagWaker(AtomicBool::new(true)));
         let waker = Waker::from(flag.clone());
         let mut cx = Context::from_waker(&waker);
@@ -422,6 +430,25 @@ impl RunMachine {
         Activation { new_events: std::mem::take(&mut self.new_events), closed: self.is_closed() }
     }
 
+    /// Answers query `name` with `args` from the run's current state, without changing it.
+    pub fn query(&self, name: &str, args: &Payload) -> Result<Payload, crate::error::QueryError> {
+        let handler = {
+            let s = self.state.borrow();
+            match s.queries.get(name) {
+                Some(h) => h.clone(),
+                None => {
+                    let mut names: Vec<&str> = s.queries.keys().map(String::as_str).collect();
+                    names.sort_unstable();
+                    return Err(crate::error::QueryError::UnknownQuery {
+                        name: name.to_string(),
+                        registered: if names.is_empty() { "none".into() } else { names.join(", ") },
+                    });
+                }
+            }
+        };
+        handler(args).map_err(|reason| crate::error::QueryError::Handler { name: name.to_string(), reason })
+    }
+
     /// Signals received and not yet consumed (for tests and queries).
     pub fn pending_signal_count(&self) -> usize {
         self.state.borrow().signals.len()
@@ -435,6 +462,7 @@ fn command_event(cmd: Command) -> EventKind {
         }
         Command::StartTimer { seq, fire_at } => EventKind::TimerStarted { seq, fire_at },
         Command::RecordSideEffect { seq, value } => EventKind::SideEffectRecorded { seq, value },
+        Command::RecordPatch { seq, patch_id } => EventKind::PatchMarker { seq, patch_id },
         Command::StartChild { seq, workflow_type, workflow_id, input, parent_close_policy } => {
             EventKind::ChildWorkflowInitiated { seq, workflow_type, workflow_id, input, parent_close_policy }
         }
@@ -449,6 +477,11 @@ fn same_target(recorded: &EventKind, requested: &EventKind) -> bool {
             EventKind::ActivityScheduled { activity_type: a, .. },
             EventKind::ActivityScheduled { activity_type: b, .. },
         ) => a == b,
+        (
+            EventKind::ChildWorkflowInitiated { workflow_type: a, workflow_id: ia, .. },
+            EventKind::ChildWorkflowInitiated { workflow_type: b, workflow_id: ib, .. },
+        ) => a == b && ia == ib,
+        (EventKind::PatchMarker { patch_id: a, .. }, EventKind::PatchMarker { patch_id: b, .. }) => a == b,
         _ => true,
     }
 }

@@ -7,4 +7,4 @@ mod machine;
 mod state;
 
 pub use machine::{Activation, RunMachine, WorkflowFn};
-pub(crate) use state::{Command, Resolution, RunState};
+pub(crate) use state::{Command, QueryHandler, Resolution, RunState};

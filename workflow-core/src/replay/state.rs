@@ -27,6 +27,10 @@ pub(crate) enum Command {
         seq: Seq,
         value: Payload,
     },
+    RecordPatch {
+        seq: Seq,
+        patch_id: String,
+    },
     StartChild {
         seq: Seq,
         workflow_type: String,
@@ -42,7 +46,8 @@ impl Command {
             Command::ScheduleActivity { seq, .. }
             | Command::StartTimer { seq, .. }
             | Command::RecordSideEffect { seq, .. }
-            | Command::StartChild { seq, .. } => *seq,
+            | Command::StartChild { seq, .. }
+            | Command::RecordPatch { seq, .. } => *seq,
         }
     }
 }
@@ -68,6 +73,9 @@ pub(crate) struct Pending {
     pub(crate) waker: Option<Waker>,
 }
 
+/// A registered query handler, types erased.
+pub(crate) type QueryHandler = std::rc::Rc<dyn Fn(&Payload) -> Result<Payload, String>>;
+
 pub(crate) struct RunState {
     pub(crate) run_id: RunId,
     pub(crate) workflow_id: String,
@@ -82,6 +90,13 @@ pub(crate) struct RunState {
     /// Outcomes not yet taken by their futures.
     pub(crate) resolved: HashMap<Seq, Resolution>,
     pub(crate) recorded_side_effects: HashMap<Seq, Payload>,
+    pub(crate) recorded_patches: HashMap<Seq, String>,
+    /// Decisions of `patched` so far, by patch id (stable within a run).
+    pub(crate) patches: HashMap<String, bool>,
+    /// Whether the input being processed was already processed once (its commands are in the
+    /// history).
+    pub(crate) replaying: bool,
+    pub(crate) queries: HashMap<String, QueryHandler>,
     pub(crate) cancel_requested: bool,
     pub(crate) cancel_wakers: Vec<Waker>,
     pub(crate) signals: VecDeque<(String, Payload)>,
@@ -101,6 +116,10 @@ impl RunState {
             pending: HashMap::new(),
             resolved: HashMap::new(),
             recorded_side_effects: HashMap::new(),
+            recorded_patches: HashMap::new(),
+            patches: HashMap::new(),
+            replaying: false,
+            queries: HashMap::new(),
             cancel_requested: false,
             cancel_wakers: Vec::new(),
             signals: VecDeque::new(),
@@ -133,6 +152,10 @@ impl RunState {
         seq < self.next_seq
     }
 
+    pub(crate) fn untake_seq(&mut self) {
+        self.next_seq -= 1;
+    }
+
     pub(crate) fn issue(&mut self, cmd: Command) {
         match &cmd {
             Command::ScheduleActivity { seq, activity_type, .. } => {
@@ -156,7 +179,7 @@ impl RunState {
                     },
                 );
             }
-            Command::RecordSideEffect { .. } => {}
+            Command::RecordSideEffect { .. } | Command::RecordPatch { .. } => {}
         }
         self.issued.push(cmd);
     }

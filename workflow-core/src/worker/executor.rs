@@ -85,6 +85,29 @@ impl ExecState {
         Ok(Advance::Ready { activation, base })
     }
 
+    /// Answers a query from the cached run when it is up to date with `history`, else from a
+    /// fresh replay of `history` (the cache is left alone).
+    pub(crate) fn query(
+        &mut self,
+        run_id: &RunId,
+        workflow_type: &str,
+        history: &[Event],
+        name: &str,
+        args: &crate::payload::Payload,
+    ) -> Result<crate::payload::Payload, crate::error::QueryError> {
+        let last = history.last().map_or(0, |e| e.id);
+        if let Some(m) = self.cache.peek(run_id).filter(|m| m.last_event_id() == last) {
+            return m.query(name, args);
+        }
+        let f = *self.registry.workflows.get(workflow_type).ok_or_else(|| WorkflowTaskError::UnknownWorkflowType {
+            workflow_type: workflow_type.to_string(),
+            registered: self.registry.workflow_names(),
+        })?;
+        let mut m = RunMachine::new(run_id.clone(), f, self.limits.clone());
+        m.apply(history)?;
+        m.query(name, args)
+    }
+
     /// Feeds events a workflow task committed back into the machine, so that it knows them as
     /// recorded.
     pub(crate) fn committed(&mut self, run_id: &RunId, events: &[Event]) -> Result<(), WorkflowTaskError> {

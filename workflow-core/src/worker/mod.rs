@@ -369,6 +369,26 @@ impl RunningWorker {
             .with_registered(self.inner.registry.workflow_names_list())
     }
 
+    /// Asks workflow `workflow_id` (its latest run) query `Q`, answered from its current state
+    /// (replayed from its history when it is not cached). Writes nothing.
+    pub async fn query<Q: crate::workflow::Query>(
+        &self,
+        workflow_id: &str,
+        args: Q::Args,
+    ) -> Result<Q::Output, crate::error::QueryError> {
+        use crate::error::QueryError;
+        let store = &self.inner.store;
+        let info = store
+            .current_run(workflow_id)
+            .await?
+            .ok_or_else(|| QueryError::NotFound { workflow_id: workflow_id.to_string() })?;
+        let history = store.read_history(&info.run_id, 0).await?;
+        let args = crate::payload::Payload::encode(&args)?;
+        let (run_id, wtype) = (info.run_id.clone(), info.workflow_type.clone());
+        let answer = self.inner.executor.call(move |s| s.query(&run_id, &wtype, &history, Q::NAME, &args))?;
+        Ok(answer.decode(&format!("answer of query {}", Q::NAME))?)
+    }
+
     /// The worker's identity.
     pub fn identity(&self) -> &str {
         &self.inner.options.identity

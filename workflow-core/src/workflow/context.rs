@@ -86,6 +86,48 @@ impl WorkflowContext {
         }
     }
 
+    /// Guards a change to workflow code: `true` for runs that reach this point on the new code
+    /// (a marker is recorded), `false` for runs whose history was recorded before the change,
+    /// which replay down the old path. The answer is stable for a run.
+    ///
+    /// ```ignore
+    /// if ctx.patched("charge-before-reserve") {
+    ///     ctx.activity::<Charge>(order).await?;   // new order of steps
+    /// } else {
+    ///     ctx.activity::<Reserve>(order).await?;  // old runs keep the old order
+    /// }
+    /// ```
+    pub fn patched(&self, patch_id: &str) -> bool {
+        let mut s = self.state.borrow_mut();
+        if let Some(known) = s.patches.get(patch_id) {
+            return *known;
+        }
+        let next = s.take_seq();
+        let decision = match s.recorded_patches.get(&next) {
+            Some(id) if id == patch_id => true,
+            _ => !s.replaying,
+        };
+        if decision {
+            s.issue(Command::RecordPatch { seq: next, patch_id: patch_id.to_string() });
+        } else {
+            // The old code issued no marker here: give the seq back so later commands line up.
+            s.untake_seq();
+        }
+        s.patches.insert(patch_id.to_string(), decision);
+        decision
+    }
+
+    /// Registers a read-only query handler, answered from the run's current state by
+    /// [`RunningWorker::query`](crate::RunningWorker::query) without writing history.
+    /// Register it before the first await so that every replay has it.
+    pub fn register_query<Q: Query>(&self, handler: impl Fn(Q::Args) -> Q::Output + 'static) {
+        let h: crate::replay::QueryHandler = std::rc::Rc::new(move |args: &Payload| {
+            let args: Q::Args = args.decode(&format!("arguments of query {}", Q::NAME)).map_err(|e| e.to_string())?;
+            Payload::encode(&handler(args)).map_err(|e| e.to_string())
+        });
+        self.state.borrow_mut().queries.insert(Q::NAME.to_string(), h);
+    }
+
     /// Waits for the next signal `S` (signals of one name are received in the order they
     /// arrived; signals that arrived before the call are kept until received).
     pub fn signal<S: Signal>(&self) -> SignalFuture<S::Payload> {
@@ -432,4 +474,24 @@ impl<P: DeserializeOwned> Future for SignalFuture<P> {
             }
         }
     }
+}
+
+/// A query: a named, typed, read-only question answered from a workflow's current state.
+///
+/// ```
+/// use workflow_core::Query;
+/// struct Progress;
+/// impl Query for Progress {
+///     const NAME: &'static str = "progress";
+///     type Args = ();
+///     type Output = u32;
+/// }
+/// ```
+pub trait Query: 'static {
+    /// The query's name.
+    const NAME: &'static str;
+    /// Its arguments.
+    type Args: Serialize + DeserializeOwned + 'static;
+    /// Its answer.
+    type Output: Serialize + DeserializeOwned + 'static;
 }
