@@ -40,9 +40,40 @@ pub fn chunk_path(batch_dir: &Path, index: u32) -> PathBuf {
     batch_dir.join(format!("chunk-{index:05}.json"))
 }
 
-/// Where chunk `index`'s enriched records are staged before they are saved.
-pub fn staging_path(batch_dir: &Path, index: u32) -> PathBuf {
-    batch_dir.join(".staging").join(format!("chunk-{index:05}.jsonl"))
+/// Where attempt `attempt` of `enrich_chunk` stages chunk `index`'s records before they are
+/// saved. Each attempt writes a file of its own: an attempt that lost its lease but still runs
+/// (a stalled worker) can never interleave its writes with its successor's.
+pub fn staging_path(batch_dir: &Path, index: u32, attempt: u32) -> PathBuf {
+    batch_dir.join(".staging").join(format!("chunk-{index:05}.attempt-{attempt}.jsonl"))
+}
+
+/// Removes every staging file of chunk `index`.
+fn remove_staging(batch_dir: &Path, index: u32) {
+    let prefix = format!("chunk-{index:05}.");
+    if let Ok(entries) = std::fs::read_dir(batch_dir.join(".staging")) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+/// Starts attempt `attempt`'s staging file for chunk `index` with the first `resume.staged_bytes`
+/// bytes of the file named by the last heartbeat (or empty), and returns it open for appending.
+fn open_staging(batch_dir: &Path, index: u32, attempt: u32, resume: &EnrichHeartbeat) -> std::io::Result<File> {
+    let path = staging_path(batch_dir, index, attempt);
+    std::fs::create_dir_all(path.parent().expect("staging files are in a folder"))?;
+    if resume.attempt != attempt && resume.staged_bytes > 0 {
+        let previous = File::open(staging_path(batch_dir, index, resume.attempt))?;
+        let mut out = File::create(&path)?;
+        std::io::copy(&mut std::io::Read::take(previous, resume.staged_bytes), &mut out)?;
+    }
+    let mut file = OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+    // Records written after the last recorded heartbeat (maybe a torn line) are cut off.
+    file.set_len(resume.staged_bytes)?;
+    file.seek(SeekFrom::End(0))?;
+    Ok(file)
 }
 
 fn io_error(what: impl std::fmt::Display, e: std::io::Error) -> ActivityError {
@@ -160,6 +191,8 @@ pub struct EnrichChunkInput {
 pub struct EnrichChunkOutput {
     /// The chunk.
     pub index: u32,
+    /// The staging file holding the records.
+    pub staged: PathBuf,
     /// Records staged.
     pub records: u64,
     /// Records the API enriched.
@@ -184,6 +217,9 @@ pub struct EnrichHeartbeat {
     pub fallback: u64,
     /// Length of the staging file holding exactly `processed` records.
     pub staged_bytes: u64,
+    /// The attempt whose staging file holds them.
+    #[serde(default)]
+    pub attempt: u32,
 }
 
 /// One output record.
@@ -340,26 +376,23 @@ impl Activity for EnrichChunk {
             .map_err(|e| ActivityError::retryable("CsvIo", e.to_string()))?;
         let total = users.len() as u64;
 
-        let staging = staging_path(&input.batch_dir, index);
-        if let Some(dir) = staging.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| io_error(dir.display(), e))?;
-        }
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&staging)
-            .map_err(|e| io_error(staging.display(), e))?;
-        let on_disk = file.metadata().map_err(|e| io_error(staging.display(), e))?.len();
-        // Resume only from a heartbeat that matches the chunk and the staging file; records
-        // written after the last recorded heartbeat are cut off and redone.
-        let mut state = match ctx.last_heartbeat::<EnrichHeartbeat>() {
-            Some(h) if h.total == total && h.processed <= total && h.staged_bytes <= on_disk => h,
-            _ => EnrichHeartbeat { total, ..EnrichHeartbeat::default() },
+        let staging = staging_path(&input.batch_dir, index, attempt);
+        let fresh = EnrichHeartbeat { total, attempt, ..EnrichHeartbeat::default() };
+        // Resume only from a heartbeat that matches the chunk and whose staging file is there
+        // and long enough; otherwise start the chunk over.
+        let resumed = ctx.last_heartbeat::<EnrichHeartbeat>().filter(|h| {
+            h.total == total
+                && h.processed <= total
+                && std::fs::metadata(staging_path(&input.batch_dir, index, h.attempt))
+                    .is_ok_and(|m| m.len() >= h.staged_bytes)
+        });
+        let (mut state, mut file) = match resumed.map(|h| (open_staging(&input.batch_dir, index, attempt, &h), h)) {
+            Some((Ok(file), h)) => (EnrichHeartbeat { attempt, ..h }, file),
+            Some((Err(_), _)) | None => (
+                fresh.clone(),
+                open_staging(&input.batch_dir, index, attempt, &fresh).map_err(|e| io_error(staging.display(), e))?,
+            ),
         };
-        file.set_len(state.staged_bytes).map_err(|e| io_error(staging.display(), e))?;
-        file.seek(SeekFrom::End(0)).map_err(|e| io_error(staging.display(), e))?;
         if let Some(a) = &self.audit {
             a.write(format_args!("enrich-start chunk={index} attempt={attempt} from={}", state.processed));
         }
@@ -445,6 +478,7 @@ impl Activity for EnrichChunk {
         debug!(chunk = index, attempt, enriched = state.enriched, fallback = state.fallback, "chunk enriched");
         Ok(EnrichChunkOutput {
             index,
+            staged: staging,
             records: state.processed,
             enriched: state.enriched,
             fallback: state.fallback,
@@ -460,6 +494,8 @@ pub struct SaveChunkInput {
     pub index: u32,
     /// The batch's output folder.
     pub batch_dir: PathBuf,
+    /// The staging file `enrich_chunk` wrote.
+    pub staged: PathBuf,
     /// Records `enrich_chunk` staged.
     pub records: u64,
 }
@@ -493,7 +529,7 @@ impl SaveChunk {
 }
 
 fn save(input: &SaveChunkInput) -> Result<u64, ActivityError> {
-    let staging = staging_path(&input.batch_dir, input.index);
+    let staging = &input.staged;
     let target = chunk_path(&input.batch_dir, input.index);
     let staged = match File::open(&staging) {
         Ok(f) => f,
@@ -534,7 +570,7 @@ fn save(input: &SaveChunkInput) -> Result<u64, ActivityError> {
     if let Ok(dir) = File::open(&input.batch_dir) {
         let _ = dir.sync_all();
     }
-    let _ = std::fs::remove_file(&staging);
+    remove_staging(&input.batch_dir, input.index);
     Ok(count)
 }
 
@@ -590,8 +626,8 @@ mod tests {
         EnrichChunkInput { chunk: f.chunk.clone(), batch_dir: f.batch_dir.clone() }
     }
 
-    fn staged(f: &Fixture) -> Vec<EnrichedRecord> {
-        std::fs::read_to_string(staging_path(&f.batch_dir, 0))
+    fn staged(f: &Fixture, attempt: u32) -> Vec<EnrichedRecord> {
+        std::fs::read_to_string(staging_path(&f.batch_dir, 0, attempt))
             .unwrap()
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
@@ -609,14 +645,14 @@ mod tests {
         let (ctx, handle) = ActivityContext::for_test(EnrichChunk::NAME, None);
         let out = EnrichChunk::new(api.url()).run(ctx, input(&f)).await.unwrap();
         assert_eq!((out.records, out.enriched, out.fallback, out.attempt), (50, 50, 0, 1));
-        let records = staged(&f);
+        let records = staged(&f, 1);
         assert_eq!(records.len(), 50);
         assert!(records.iter().all(|r| r.enriched && r.region == "EMEA" && r.segment.is_some()));
         // Output order is input order, whatever order the concurrent calls finished in.
         assert!(records.windows(2).all(|w| w[0].row < w[1].row));
         let hb: EnrichHeartbeat = handle.last_heartbeat().unwrap().decode("heartbeat").unwrap();
         assert_eq!((hb.processed, hb.total), (50, 50));
-        assert_eq!(hb.staged_bytes, std::fs::metadata(staging_path(&f.batch_dir, 0)).unwrap().len());
+        assert_eq!(hb.staged_bytes, std::fs::metadata(staging_path(&f.batch_dir, 0, 1)).unwrap().len());
         api.stop().await;
     }
 
@@ -626,7 +662,7 @@ mod tests {
         let f = fixture(200);
         let (ctx, _h) = ActivityContext::for_test(EnrichChunk::NAME, None);
         let out = EnrichChunk::new(api.url()).run(ctx, input(&f)).await.unwrap();
-        let records = staged(&f);
+        let records = staged(&f, 1);
         let expected_failures = records.iter().filter(|r| behaviour(&r.id, 0.5) != Behaviour::Ok).count() as u64;
         assert!(expected_failures > 50, "the mock should fail about half: {expected_failures}");
         assert_eq!(out.fallback, expected_failures);
@@ -655,7 +691,7 @@ mod tests {
         assert!(err.retryable, "{err}");
         assert_eq!(err.error_type, "ApiUnavailable");
         // No fallback records were staged for the next attempt to resume from.
-        assert!(staged(&f).is_empty());
+        assert!(staged(&f, 1).is_empty());
     }
 
     #[tokio::test]
@@ -664,8 +700,8 @@ mod tests {
         let f = fixture(40);
         let (ctx, _h) = ActivityContext::for_test(EnrichChunk::NAME, None);
         EnrichChunk::new(api.url()).run(ctx, input(&f)).await.unwrap();
-        let full = staged(&f);
-        let path = staging_path(&f.batch_dir, 0);
+        let full = staged(&f, 1);
+        let path = staging_path(&f.batch_dir, 0, 1);
         let bytes = std::fs::read(&path).unwrap();
         // The earlier attempt heartbeated after 15 records, wrote a few more and a torn line,
         // then died.
@@ -679,12 +715,16 @@ mod tests {
             enriched: full[..15].iter().filter(|r| r.enriched).count() as u64,
             fallback: full[..15].iter().filter(|r| !r.enriched).count() as u64,
             staged_bytes: cut as u64,
+            attempt: 1,
         };
         let audit_path = f.batch_dir.join("audit.log");
         let (ctx, _h) = ActivityContext::for_test(EnrichChunk::NAME, Some(Payload::encode(&hb).unwrap()));
         let out =
             EnrichChunk::new(api.url()).audit(Some(AuditLog::new(&audit_path))).run(ctx, input(&f)).await.unwrap();
-        assert_eq!(staged(&f), full);
+        assert_eq!(staged(&f, 2), full);
+        // The earlier attempt's file is left alone: if that attempt still ran somewhere, its
+        // writes could not tear the new attempt's records.
+        assert_eq!(std::fs::read(&path).unwrap(), torn);
         assert_eq!(out.enriched + out.fallback, 40);
         assert_eq!(out.fallback, full.iter().filter(|r| !r.enriched).count() as u64);
         assert!(std::fs::read_to_string(&audit_path).unwrap().contains("enrich-start chunk=0 attempt=2 from=15"));
@@ -697,14 +737,19 @@ mod tests {
         let f = fixture(30);
         let (ctx, _h) = ActivityContext::for_test(EnrichChunk::NAME, None);
         let enriched = EnrichChunk::new(api.url()).run(ctx, input(&f)).await.unwrap();
-        let staged_records = staged(&f);
-        let save_input = SaveChunkInput { index: 0, batch_dir: f.batch_dir.clone(), records: enriched.records };
+        let staged_records = staged(&f, 1);
+        let save_input = SaveChunkInput {
+            index: 0,
+            batch_dir: f.batch_dir.clone(),
+            staged: enriched.staged.clone(),
+            records: enriched.records,
+        };
         let (ctx, _h) = ActivityContext::for_test(SaveChunk::NAME, None);
         let saved = SaveChunk::default().run(ctx, save_input.clone()).await.unwrap();
         assert_eq!(saved.records, 30);
         let written: Vec<EnrichedRecord> = serde_json::from_slice(&std::fs::read(&saved.file).unwrap()).unwrap();
         assert_eq!(written, staged_records);
-        assert!(!staging_path(&f.batch_dir, 0).exists());
+        assert!(!staging_path(&f.batch_dir, 0, 1).exists());
         assert!(!saved.file.with_extension("json.tmp").exists());
         // A retried save (the first one's result was lost in a crash) finds the file in place.
         let (ctx, _h) = ActivityContext::for_test(SaveChunk::NAME, None);

@@ -9,7 +9,7 @@ use clap::Parser;
 ///
 /// With no arguments it generates a sample CSV of 10,000 users, starts a mock enrichment API
 /// on 127.0.0.1 (failing about 10% of calls), keeps its state in ./batch-data and writes
-/// ./batch-out/batch-<workflow id>/chunk-<index>.json.
+/// `./batch-out/batch-<workflow id>/chunk-<index>.json`.
 #[derive(Clone, Debug, Parser)]
 #[command(name = "batch-example", version, about, long_about)]
 #[non_exhaustive]
@@ -40,7 +40,7 @@ pub struct Args {
     #[arg(long, default_value = "batch-data", value_name = "DIR")]
     pub db: PathBuf,
 
-    /// Output folder; chunk files go to <out>/batch-<workflow id>/.
+    /// Output folder; chunk files go to `<out>/batch-<workflow id>/`.
     #[arg(long, default_value = "batch-out", value_name = "DIR")]
     pub out: PathBuf,
 

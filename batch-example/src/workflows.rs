@@ -190,7 +190,12 @@ impl Workflow for EnrichAndSaveWorkflow {
         let batch_dir = input.batch_dir.clone();
         let enriched = ctx.activity::<EnrichChunk>(input).await.map_err(chunk_failure)?;
         let saved = ctx
-            .activity::<SaveChunk>(SaveChunkInput { index: enriched.index, batch_dir, records: enriched.records })
+            .activity::<SaveChunk>(SaveChunkInput {
+                index: enriched.index,
+                batch_dir,
+                staged: enriched.staged.clone(),
+                records: enriched.records,
+            })
             .await
             .map_err(chunk_failure)?;
         Ok(ChunkOutcome {
