@@ -4,12 +4,12 @@
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use sled::IVec;
-use workflow_core::history::{Event, EventKind};
+use workflow_core::history::Event;
 use workflow_core::store::{
     AppendOutcome, AppendRequest, AttemptRecord, LeaseToken, LeasedTask, NewRun, PendingTask, RunFilter, RunInfo,
     RunStatus, Task, TaskKey, TaskKind, TaskOp, TaskQueue,
 };
-use workflow_core::{EventId, Failure, Payload, RunId, StoreError, Timestamp};
+use workflow_core::{EventId, Payload, RunId, StoreError, Timestamp};
 
 use crate::batch::{Batch, Trees, T};
 use crate::codec::{backend, decode, encode, LeaseMarker, RunRecord};
