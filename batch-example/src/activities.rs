@@ -531,7 +531,7 @@ impl SaveChunk {
 fn save(input: &SaveChunkInput) -> Result<u64, ActivityError> {
     let staging = &input.staged;
     let target = chunk_path(&input.batch_dir, input.index);
-    let staged = match File::open(&staging) {
+    let staged = match File::open(staging) {
         Ok(f) => f,
         // An earlier attempt renamed the file and then died before its result was recorded.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && target.exists() => {
