@@ -187,7 +187,9 @@ async fn released_lease_leaves_no_lost_marker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writers_share_flushes() {
     let dir = tempfile::tempdir().unwrap();
-    for delay in [Duration::ZERO, Duration::from_millis(2)] {
+    // Without a delay, batching depends on scheduling; with one, writes that commit within
+    // it must share flushes.
+    for delay in [Duration::ZERO, Duration::from_millis(10)] {
         let store = Arc::new(
             SledStore::builder(dir.path().join(format!("db{}", delay.as_millis())))
                 .group_commit_delay(delay)
@@ -206,7 +208,10 @@ async fn concurrent_writers_share_flushes() {
             h.await.unwrap().unwrap();
         }
         let flushes = store.flusher.flushes() - before;
-        assert!(flushes < writes, "{writes} concurrent writes took {flushes} flushes (delay {delay:?})");
+        assert!(flushes <= writes, "{writes} writes took {flushes} flushes");
+        if !delay.is_zero() {
+            assert!(flushes < writes / 2, "{writes} concurrent writes took {flushes} flushes (delay {delay:?})");
+        }
         assert_eq!(store.stats().unwrap().runs, writes as usize);
     }
 }
