@@ -706,3 +706,58 @@ async fn an_unregistered_workflow_type_is_stuck_visibly_until_a_worker_has_it() 
     assert_eq!(h.result().await.unwrap(), 8);
     w2.shutdown().await;
 }
+
+/// Heartbeats every second until its context says it was cancelled.
+#[derive(Clone)]
+struct Patient {
+    saw_cancel: Arc<AtomicUsize>,
+}
+impl Activity for Patient {
+    const NAME: &'static str = "patient";
+    type Input = ();
+    type Output = ();
+    fn options() -> ActivityOptions {
+        ActivityOptions::default().heartbeat_timeout(Duration::from_secs(4))
+    }
+    async fn run(&self, ctx: ActivityContext, _: ()) -> Result<(), ActivityError> {
+        for i in 0u32.. {
+            ctx.heartbeat(&i);
+            if ctx.is_cancelled() {
+                self.saw_cancel.fetch_add(1, Ordering::SeqCst);
+                return Err(ActivityError::non_retryable("Cancelled", "stopped on cancellation"));
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        Ok(())
+    }
+}
+
+struct WaitsOnPatient;
+impl Workflow for WaitsOnPatient {
+    const NAME: &'static str = "waits_on_patient";
+    type Input = ();
+    type Output = ();
+    async fn run(ctx: WorkflowContext, _: ()) -> Result<(), WorkflowError> {
+        ctx.activity::<Patient>(()).await?;
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_running_activity_learns_of_cancellation_on_heartbeat() {
+    let (store, clock) = setup();
+    let saw_cancel = Arc::new(AtomicUsize::new(0));
+    let mut w = worker_on(store, clock.clone(), WorkerOptions::default());
+    w.register_workflow::<WaitsOnPatient>().unwrap();
+    w.register_activity(Patient { saw_cancel: saw_cancel.clone() }).unwrap();
+    let w = w.start().unwrap();
+    let h = w.client().start::<WaitsOnPatient>("patient", (), StartOptions::default()).await.unwrap();
+    clock.sleep(Duration::from_secs(10)).await;
+    h.cancel().await.unwrap();
+    assert!(matches!(h.result().await, Err(ResultError::Cancelled { .. })));
+    eventually(&clock, "the activity noticed", || {
+        let s = saw_cancel.clone();
+        async move { s.load(Ordering::SeqCst) == 1 }
+    })
+    .await;
+}

@@ -205,9 +205,10 @@ impl Store for MemoryStore {
             }
         }
         if let Some(c) = req.complete {
-            let done = {
-                let row = g.tasks.get(&c.key).expect("lease checked");
-                !c.release && row.version == row.leased_version
+            // A task deleted by this very append has nothing left to complete.
+            let done = match g.tasks.get(&c.key) {
+                Some(row) => !c.release && row.version == row.leased_version,
+                None => false,
             };
             if done {
                 g.delete(&c.key);
@@ -361,6 +362,10 @@ impl Store for MemoryStore {
                 }
             }
             g.attempts.remove(id);
+            for key in g.run_tasks.remove(id).unwrap_or_default() {
+                g.index_remove(&key);
+                g.tasks.remove(&key);
+            }
         }
         Ok(doomed.len())
     }

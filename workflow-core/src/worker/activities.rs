@@ -146,7 +146,17 @@ async fn run(inner: &Arc<Inner>, leased: LeasedTask, mut a: ActivityTask) {
         tokio::pin!(pump);
         tokio::select! {
             r = &mut work => match r { Ok(p) => AttemptResult::Ok(p), Err(e) => AttemptResult::Err(e) },
-            kind = &mut pump => kind,
+            kind = &mut pump => {
+                if matches!(kind, AttemptResult::Cancelled) {
+                    // The context says so now; give the attempt the grace period to notice and
+                    // stop on its own, then drop it. Its outcome is not recorded.
+                    tokio::select! {
+                        _ = &mut work => {}
+                        _ = inner.clock.sleep(inner.options.shutdown_grace) => {}
+                    }
+                }
+                kind
+            }
             _ = inner.clock.sleep(attempt_timeout) => AttemptResult::TimedOut(attempt_kind),
             _ = wait_shutdown(&mut shutdown) => {
                 // Let the attempt finish within the grace period, then cancel and release it.
