@@ -76,7 +76,7 @@ pub struct ActivityError {
     /// Whether another attempt may succeed.
     pub retryable: bool,
     /// Optional structured details.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::payload::opt_payload")]
     pub details: Option<Payload>,
 }
 

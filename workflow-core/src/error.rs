@@ -171,7 +171,7 @@ pub struct Failure {
     /// A human-readable message.
     pub message: String,
     /// Optional structured details.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::payload::opt_payload")]
     pub details: Option<Payload>,
     /// What caused it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -94,3 +94,43 @@ mod tests {
         assert!(matches!(p.check_size("x", 3), Err(PayloadError::TooLarge { size: 7, .. })));
     }
 }
+
+/// Serde for `Option<Payload>` fields that keeps `Some(null)` apart from `None`: `None` is
+/// omitted (use with `default` and `skip_serializing_if = "Option::is_none"`), and a present
+/// `null` reads back as `Some(Payload::null())`.
+pub(crate) mod opt_payload {
+    use super::Payload;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(p: &Option<Payload>, s: S) -> Result<S::Ok, S::Error> {
+        match p {
+            Some(p) => p.serialize(s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Payload>, D::Error> {
+        Ok(Some(Payload(serde_json::Value::deserialize(d)?)))
+    }
+}
+
+#[cfg(test)]
+mod opt_tests {
+    use super::*;
+
+    #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+    struct Holder {
+        #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_payload")]
+        p: Option<Payload>,
+    }
+
+    #[test]
+    fn some_null_survives_json() {
+        for h in
+            [Holder { p: None }, Holder { p: Some(Payload::null()) }, Holder { p: Some(Payload::encode(&3).unwrap()) }]
+        {
+            let back: Holder = serde_json::from_str(&serde_json::to_string(&h).unwrap()).unwrap();
+            assert_eq!(back, h);
+        }
+    }
+}

@@ -9,47 +9,11 @@ use workflow_core::{StoreError, Timestamp};
 /// What the `runs` tree holds per run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct RunRecord {
-    #[serde(with = "null_result")]
     pub(crate) info: RunInfo,
     /// Creation order, for newest-first listing (key of the `run_order` tree).
     pub(crate) seq_no: u64,
     /// The last event's time (event times never go back).
     pub(crate) last_time: Timestamp,
-}
-
-/// JSON writes `Some(null)` and `None` alike, so a run whose result is `()` (the null payload)
-/// would read back without a result. The flag keeps them apart.
-mod null_result {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-    use workflow_core::store::RunInfo;
-    use workflow_core::Payload;
-
-    #[derive(Serialize)]
-    struct Out<'a> {
-        #[serde(flatten)]
-        info: &'a RunInfo,
-        has_result: bool,
-    }
-
-    #[derive(Deserialize)]
-    struct In {
-        #[serde(flatten)]
-        info: RunInfo,
-        #[serde(default)]
-        has_result: bool,
-    }
-
-    pub(super) fn serialize<S: Serializer>(info: &RunInfo, s: S) -> Result<S::Ok, S::Error> {
-        Out { info, has_result: info.result.is_some() }.serialize(s)
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<RunInfo, D::Error> {
-        let In { mut info, has_result } = In::deserialize(d)?;
-        if has_result && info.result.is_none() {
-            info.result = Some(Payload::null());
-        }
-        Ok(info)
-    }
 }
 
 /// What the `leases` tree holds per leased task: which process (store instance) leased it.

@@ -106,6 +106,7 @@ pub struct RunInfo {
     /// Its input.
     pub input: Payload,
     /// Its result, when completed.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::payload::opt_payload")]
     pub result: Option<Payload>,
     /// Its failure, when failed (or the termination reason).
     pub failure: Option<Failure>,
@@ -259,6 +260,7 @@ pub struct ActivityTask {
     /// The previous attempt's error.
     pub last_error: Option<ActivityError>,
     /// The latest heartbeat details, from this or an earlier attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::payload::opt_payload")]
     pub heartbeat: Option<Payload>,
     /// When the latest heartbeat was recorded.
     pub heartbeat_at: Option<Timestamp>,
@@ -565,5 +567,6 @@ pub struct AttemptRecord {
     #[serde(flatten)]
     pub outcome: AttemptOutcome,
     /// The last heartbeat details it recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::payload::opt_payload")]
     pub last_heartbeat: Option<Payload>,
 }
