@@ -19,3 +19,5 @@ snippet!(quickstart, "quickstart.rs");
 snippet!(determinism, "determinism.rs");
 snippet!(children, "children.rs");
 snippet!(retries, "retries.rs");
+snippet!(testing, "testing.rs");
+snippet!(features, "features.rs");
