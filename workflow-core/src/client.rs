@@ -143,36 +143,14 @@ impl Client {
         }
         let run_id = RunId::generate();
         let now = self.clock.now();
-        let seed = uuid::Uuid::new_v4().as_u64_pair().0;
-        let run = NewRun {
-            info: RunInfo {
-                workflow_id: workflow_id.into(),
-                run_id: run_id.clone(),
-                workflow_type: W::NAME.into(),
-                status: RunStatus::Running,
-                start_time: now,
-                close_time: None,
-                input: input.clone(),
-                result: None,
-                failure: None,
-                parent: None,
-                last_event_id: 1,
-                task_failure: None,
-            },
-            started: EventKind::WorkflowStarted {
-                workflow_type: W::NAME.into(),
-                workflow_id: workflow_id.into(),
-                input,
-                seed,
-                parent: None,
-                start: crate::history::RunStart {
-                    retry_policy: options.retry_policy.clone(),
-                    run_timeout: options.run_timeout,
-                    ..crate::history::RunStart::plain()
-                },
-            },
-            time: now,
+        let start = crate::history::RunStart {
+            retry_policy: options.retry_policy.clone(),
+            run_timeout: options.run_timeout,
+            ..crate::history::RunStart::plain()
         };
+        let run = NewRun::new(run_id.clone(), W::NAME, workflow_id, input, now)
+            .start(start)
+            .seed(uuid::Uuid::new_v4().as_u64_pair().0);
         match self.store.create_run(run).await {
             Ok(()) => Ok(self.handle_for_run(workflow_id, Some(run_id))),
             Err(StoreError::AlreadyExists { workflow_id, run_id }) => {
@@ -236,17 +214,8 @@ impl Client {
     /// Terminates the run at once, recording `reason`; no workflow code runs after it.
     pub async fn terminate(&self, workflow_id: &str, reason: &str) -> Result<(), ControlError> {
         let info = self.open_run(workflow_id).await?;
-        match crate::worker::terminate(&*self.store, &info.run_id, reason.to_string(), self.clock.now()).await {
-            Ok(()) => Ok(()),
-            Err(StoreError::RunClosed { .. }) => {
-                let info = self.run_info(workflow_id, None).await?;
-                Err(ControlError::AlreadyClosed {
-                    workflow_id: workflow_id.to_string(),
-                    status: info.status.to_string(),
-                })
-            }
-            Err(e) => Err(e.into()),
-        }
+        let result = crate::worker::terminate(&*self.store, &info.run_id, reason.to_string(), self.clock.now()).await;
+        self.control_result(workflow_id, result).await
     }
 
     /// Sends signal `S` to the open run of `workflow_id`. Fails with
@@ -282,8 +251,14 @@ impl Client {
     }
 
     async fn append_control(&self, workflow_id: &str, req: AppendRequest) -> Result<(), ControlError> {
-        match self.store.append(req).await {
-            Ok(_) => Ok(()),
+        let result = self.store.append(req).await.map(|_| ());
+        self.control_result(workflow_id, result).await
+    }
+
+    /// Maps a write that found the run closed to [`ControlError::AlreadyClosed`].
+    async fn control_result(&self, workflow_id: &str, result: Result<(), StoreError>) -> Result<(), ControlError> {
+        match result {
+            Ok(()) => Ok(()),
             Err(StoreError::RunClosed { .. }) => {
                 let info = self.run_info(workflow_id, None).await?;
                 Err(ControlError::AlreadyClosed {
@@ -295,14 +270,20 @@ impl Client {
         }
     }
 
-    async fn wait_exists(&self, run_id: &RunId) -> Result<(), StoreError> {
+    /// Polls `check` until it yields a value, waking on store changes (or every 500 ms when
+    /// the store cannot notify).
+    async fn wait_for<T, E, F, Fut>(&self, mut check: F) -> Result<T, E>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<T>, E>>,
+    {
         let notify = self.store.notifier().unwrap_or_else(|| Arc::new(tokio::sync::Notify::new()));
         loop {
             let notified = notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if self.store.get_run(run_id).await?.is_some() {
-                return Ok(());
+            if let Some(v) = check().await? {
+                return Ok(v);
             }
             tokio::select! {
                 _ = &mut notified => {}
@@ -311,22 +292,17 @@ impl Client {
         }
     }
 
+    async fn wait_exists(&self, run_id: &RunId) -> Result<(), StoreError> {
+        self.wait_for(|| async { Ok(self.store.get_run(run_id).await?.map(|_| ())) }).await
+    }
+
     /// Waits until the run closes and returns its info.
     pub async fn wait_closed(&self, workflow_id: &str, run_id: Option<&RunId>) -> Result<RunInfo, ControlError> {
-        let notify = self.store.notifier().unwrap_or_else(|| Arc::new(tokio::sync::Notify::new()));
-        loop {
-            let notified = notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
+        self.wait_for(|| async {
             let info = self.run_info(workflow_id, run_id).await?;
-            if info.status.is_closed() {
-                return Ok(info);
-            }
-            tokio::select! {
-                _ = &mut notified => {}
-                _ = self.clock.sleep(Duration::from_millis(500)) => {}
-            }
-        }
+            Ok(info.status.is_closed().then_some(info))
+        })
+        .await
     }
 }
 

@@ -43,32 +43,7 @@ where
 
 /// A new run for tests.
 pub fn new_run(workflow_id: &str, workflow_type: &str, time: Timestamp) -> NewRun {
-    let run_id = RunId::generate();
-    NewRun {
-        info: RunInfo {
-            workflow_id: workflow_id.into(),
-            run_id,
-            workflow_type: workflow_type.into(),
-            status: RunStatus::Running,
-            start_time: time,
-            close_time: None,
-            input: Payload::null(),
-            result: None,
-            failure: None,
-            parent: None,
-            last_event_id: 1,
-            task_failure: None,
-        },
-        started: EventKind::WorkflowStarted {
-            workflow_type: workflow_type.into(),
-            workflow_id: workflow_id.into(),
-            input: Payload::null(),
-            seed: 7,
-            parent: None,
-            start: crate::history::RunStart::plain(),
-        },
-        time,
-    }
+    NewRun::new(RunId::generate(), workflow_type, workflow_id, Payload::null(), time).seed(7)
 }
 
 fn timer_task(run_id: &RunId, seq: u32, at: Timestamp) -> Task {

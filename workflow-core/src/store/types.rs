@@ -435,6 +435,63 @@ pub struct NewRun {
     pub time: Timestamp,
 }
 
+impl NewRun {
+    /// A first run of `workflow_type` under `workflow_id`, starting at `time`, with no parent,
+    /// a plain start and seed 0; set the rest with the setters.
+    pub fn new(run_id: RunId, workflow_type: &str, workflow_id: &str, input: Payload, time: Timestamp) -> NewRun {
+        NewRun {
+            info: RunInfo {
+                workflow_id: workflow_id.to_string(),
+                run_id,
+                workflow_type: workflow_type.to_string(),
+                status: RunStatus::Running,
+                start_time: time,
+                close_time: None,
+                input: input.clone(),
+                result: None,
+                failure: None,
+                parent: None,
+                last_event_id: 1,
+                task_failure: None,
+            },
+            started: EventKind::WorkflowStarted {
+                workflow_type: workflow_type.to_string(),
+                workflow_id: workflow_id.to_string(),
+                input,
+                seed: 0,
+                parent: None,
+                start: RunStart::plain(),
+            },
+            time,
+        }
+    }
+
+    /// Sets the parent (on the info and the event).
+    pub fn parent(mut self, p: Option<ParentRef>) -> Self {
+        self.info.parent = p.clone();
+        if let EventKind::WorkflowStarted { parent, .. } = &mut self.started {
+            *parent = p;
+        }
+        self
+    }
+
+    /// Sets how the run starts.
+    pub fn start(mut self, s: RunStart) -> Self {
+        if let EventKind::WorkflowStarted { start, .. } = &mut self.started {
+            *start = s;
+        }
+        self
+    }
+
+    /// Sets the seed of the run's deterministic randomness.
+    pub fn seed(mut self, s: u64) -> Self {
+        if let EventKind::WorkflowStarted { seed, .. } = &mut self.started {
+            *seed = s;
+        }
+        self
+    }
+}
+
 /// An atomic change to one run: events, task changes, a lease completion, an attempt record.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]

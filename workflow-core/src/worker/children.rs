@@ -82,31 +82,9 @@ async fn start_outcome(inner: &Inner, st: &StartChildTask, parent: &ParentRef) -
     }
     let run_id = RunId::generate();
     let now = inner.clock.now();
-    let run = NewRun {
-        info: RunInfo {
-            workflow_id: st.workflow_id.clone(),
-            run_id: run_id.clone(),
-            workflow_type: st.workflow_type.clone(),
-            status: RunStatus::Running,
-            start_time: now,
-            close_time: None,
-            input: st.input.clone(),
-            result: None,
-            failure: None,
-            parent: Some(parent.clone()),
-            last_event_id: 1,
-            task_failure: None,
-        },
-        started: EventKind::WorkflowStarted {
-            workflow_type: st.workflow_type.clone(),
-            workflow_id: st.workflow_id.clone(),
-            input: st.input.clone(),
-            seed: uuid::Uuid::new_v4().as_u64_pair().0,
-            parent: Some(parent.clone()),
-            start: crate::history::RunStart::plain(),
-        },
-        time: now,
-    };
+    let run = NewRun::new(run_id.clone(), &st.workflow_type, &st.workflow_id, st.input.clone(), now)
+        .parent(Some(parent.clone()))
+        .seed(uuid::Uuid::new_v4().as_u64_pair().0);
     match inner.store.create_run(run).await {
         Ok(()) => Ok(EventKind::ChildWorkflowStarted { seq, run_id }),
         Err(StoreError::AlreadyExists { run_id: other, .. }) => match inner.store.get_run(&other).await? {
@@ -217,31 +195,10 @@ pub(crate) async fn apply_parent_close(
 /// Creates a successor run (continue-as-new or a retry) whose task this is.
 pub(crate) async fn start_run(inner: &Inner, task: LeasedTask, st: crate::store::StartRunTask) {
     let run_id = task.task.run_id.clone();
-    let run = NewRun {
-        info: RunInfo {
-            workflow_id: st.workflow_id.clone(),
-            run_id: run_id.clone(),
-            workflow_type: st.workflow_type.clone(),
-            status: RunStatus::Running,
-            start_time: st.start_at,
-            close_time: None,
-            input: st.input.clone(),
-            result: None,
-            failure: None,
-            parent: st.parent.clone(),
-            last_event_id: 1,
-            task_failure: None,
-        },
-        started: EventKind::WorkflowStarted {
-            workflow_type: st.workflow_type.clone(),
-            workflow_id: st.workflow_id.clone(),
-            input: st.input.clone(),
-            seed: uuid::Uuid::new_v4().as_u64_pair().0,
-            parent: st.parent.clone(),
-            start: st.start.clone(),
-        },
-        time: st.start_at,
-    };
+    let run = NewRun::new(run_id.clone(), &st.workflow_type, &st.workflow_id, st.input.clone(), st.start_at)
+        .parent(st.parent.clone())
+        .start(st.start.clone())
+        .seed(uuid::Uuid::new_v4().as_u64_pair().0);
     match inner.store.create_run(run).await {
         Ok(()) => {}
         Err(StoreError::AlreadyExists { run_id: existing, .. }) if existing == run_id => {}
