@@ -761,3 +761,109 @@ async fn a_running_activity_learns_of_cancellation_on_heartbeat() {
     })
     .await;
 }
+
+/// Returns `n` bytes.
+#[derive(Clone)]
+struct Blob;
+impl Activity for Blob {
+    const NAME: &'static str = "blob";
+    type Input = usize;
+    type Output = String;
+    async fn run(&self, _: ActivityContext, n: usize) -> Result<String, ActivityError> {
+        Ok("x".repeat(n))
+    }
+}
+
+/// Never registered.
+struct Missing;
+impl Activity for Missing {
+    const NAME: &'static str = "missing";
+    type Input = ();
+    type Output = ();
+    async fn run(&self, _: ActivityContext, _: ()) -> Result<(), ActivityError> {
+        Ok(())
+    }
+}
+
+/// Tries each kind of oversized or unknown work and reports what it got.
+struct Misuse;
+impl Workflow for Misuse {
+    const NAME: &'static str = "misuse";
+    type Input = ();
+    type Output = Vec<String>;
+    async fn run(ctx: WorkflowContext, _: ()) -> Result<Vec<String>, WorkflowError> {
+        let mut out = Vec::new();
+        // Input too large: refused before anything is recorded.
+        let big_input = vec![0u8; 4096];
+        match ctx.activity::<Inc>(big_input.len() as u64).await {
+            Ok(_) => out.push("small input ok".into()),
+            Err(e) => out.push(e.to_string()),
+        }
+        match ctx.activity_with::<Blob>(5000, Blob::options()).await {
+            Ok(_) => out.push("big output accepted?".into()),
+            Err(e) => out.push(e.to_string()),
+        }
+        match ctx.activity::<Missing>(()).await {
+            Ok(()) => out.push("missing ran?".into()),
+            Err(e) => out.push(e.to_string()),
+        }
+        let opts = ActivityOptions::default().heartbeat_timeout(Duration::ZERO);
+        match ctx.activity_with::<Inc>(1, opts).await {
+            Ok(_) => out.push("zero timeout accepted?".into()),
+            Err(e) => out.push(e.to_string()),
+        }
+        Ok(out)
+    }
+}
+
+/// Schedules activities until the history cap stops it.
+struct Endless;
+impl Workflow for Endless {
+    const NAME: &'static str = "endless";
+    type Input = ();
+    type Output = ();
+    async fn run(ctx: WorkflowContext, _: ()) -> Result<(), WorkflowError> {
+        let mut n = 0;
+        loop {
+            n = ctx.activity::<Inc>(n).await?;
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn oversized_and_unknown_work_gets_typed_failures_and_the_history_cap_holds() {
+    let (store, clock) = setup();
+    let limits = Limits::default().max_payload_bytes(1024).max_history_events(40);
+    let mut w = worker_on(store, clock, WorkerOptions::default().limits(limits.clone()));
+    w.register_workflow::<Misuse>().unwrap();
+    w.register_workflow::<Endless>().unwrap();
+    w.register_activity(Inc::default()).unwrap();
+    w.register_activity(Blob).unwrap();
+    let w = w.start().unwrap();
+    let client = w.client().with_limits(limits);
+    let out = client.start::<Misuse>("misuse", (), StartOptions::default()).await.unwrap().result().await.unwrap();
+    assert_eq!(out[0], "small input ok");
+    assert!(
+        out[1].contains("PayloadTooLarge") && out[1].contains("result of activity blob is 5002 bytes"),
+        "{}",
+        out[1]
+    );
+    assert!(
+        out[2].contains("activity type \"missing\" is not registered") && out[2].contains("registered: blob, inc"),
+        "{}",
+        out[2]
+    );
+    assert!(out[3].contains("was not scheduled") && out[3].contains("heartbeat_timeout"), "{}", out[3]);
+
+    let h = client.start::<Endless>("endless", (), StartOptions::default()).await.unwrap();
+    match h.result().await {
+        Err(ResultError::Failed { failure, .. }) => {
+            assert_eq!(failure.error_type, "HistoryLimitExceeded");
+            assert!(failure.message.contains("continue-as-new"), "{failure}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let history = h.history().await.unwrap();
+    assert!(history.len() <= 40, "history has {} events", history.len());
+    workflow_core::history::check_invariants(&history).unwrap();
+}

@@ -160,7 +160,9 @@ async fn process_run_inner(inner: &Inner, run_id: RunId, trigger: Trigger) {
         };
         let mut new_events = activation.new_events;
         let cap = inner.options.limits.max_history_events;
-        if base + (extra.len() + new_events.len()) as EventId > cap {
+        // Keep room for the outcome that may arrive with the next task (started + outcome) and
+        // the terminal event, so a capped history still ends within the cap.
+        if base + (extra.len() + new_events.len()) as EventId + 3 > cap {
             evict(inner, &run_id);
             new_events = vec![EventKind::WorkflowFailed {
                 next_run: None,
