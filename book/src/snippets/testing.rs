@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use workflow_core::store::{AttemptOutcome, MemoryStore, RunFilter, RunStatus, Store};
+use workflow_core::testing::VirtualClock;
 use workflow_core::{
-    Activity, ActivityContext, ActivityError, EventKind, StartError, StartOptions, Worker, WorkerError, WorkerOptions,
-    Workflow, WorkflowContext, WorkflowError,
+    Activity, ActivityContext, ActivityError, EventKind, StartError, StartOptions, Timestamp, Worker, WorkerError,
+    WorkerOptions, Workflow, WorkflowContext, WorkflowError,
 };
 
 struct Double;
@@ -103,5 +104,12 @@ async fn main() {
     assert_eq!(done.len(), 1);
     // ANCHOR_END: observe
     let _: &Arc<dyn Store> = client.store();
+
+    // ANCHOR: virtual
+    // In a #[tokio::test(start_paused = true)], time only moves when every task waits.
+    let clock = Arc::new(VirtualClock::new(Timestamp(1_767_225_600_000)));
+    let mut test_worker = Worker::new(Arc::new(MemoryStore::new()), WorkerOptions::default()).with_clock(clock);
+    // ANCHOR_END: virtual
+    test_worker.register_workflow::<Quadruple>().unwrap();
     worker.shutdown().await;
 }
