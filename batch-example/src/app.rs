@@ -258,10 +258,10 @@ async fn poll_store(client: Client, batch_id: String, batch_run: RunId, progress
                             progress.saved(index, o.records);
                         }
                     }
-                    RunStatus::Failed | RunStatus::Terminated | RunStatus::Cancelled => {
+                    status if status.is_closed() => {
                         progress.merge_chunk(index, ChunkProgress { failed: true, ..ChunkProgress::default() });
                     }
-                    RunStatus::Running => {}
+                    _ => {}
                 }
             }
         }
