@@ -21,3 +21,4 @@ snippet!(children, "children.rs");
 snippet!(retries, "retries.rs");
 snippet!(testing, "testing.rs");
 snippet!(features, "features.rs");
+snippet!(longrunning, "longrunning.rs");
