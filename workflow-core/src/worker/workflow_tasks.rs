@@ -116,6 +116,8 @@ async fn process_run_inner(inner: &Inner, run_id: RunId, trigger: Trigger) {
                 return;
             }
         };
+        // A fresh read starts at event 1: keep it for arming the run timeout below.
+        let first_event = if cached.is_none() { history.first().cloned() } else { None };
         let (workflow_type, workflow_id) = match (cached, history.first().map(|e| &e.kind)) {
             (None, Some(EventKind::WorkflowStarted { workflow_type, workflow_id, .. })) => {
                 (workflow_type.clone(), workflow_id.clone())
@@ -177,8 +179,8 @@ async fn process_run_inner(inner: &Inner, run_id: RunId, trigger: Trigger) {
         let events = &mut events;
         let task = trigger.task();
         let mut ops = task_ops(&run_id, &workflow_id, now, &new_events);
-        if base == 1 || new_events.last().is_some_and(EventKind::is_terminal) {
-            // The first activation arms the run timeout; the last plans what closing causes.
+        if events.last().is_some_and(EventKind::is_terminal) {
+            // Closing needs the whole history: the parent, the open children.
             let full = match inner.store.read_history(&run_id, 0).await {
                 Ok(h) => h,
                 Err(e) => {
@@ -187,7 +189,7 @@ async fn process_run_inner(inner: &Inner, run_id: RunId, trigger: Trigger) {
                     return;
                 }
             };
-            if events.last().is_some_and(EventKind::is_terminal) {
+            {
                 let n = events.len() - 1;
                 let mut terminal = events[n].clone();
                 ops.extend(closing::plan_close(&run_id, &full, &events[..n], &mut terminal, now));
@@ -195,18 +197,19 @@ async fn process_run_inner(inner: &Inner, run_id: RunId, trigger: Trigger) {
                 if let Some(l) = new_events.last_mut() {
                     *l = terminal;
                 }
-            } else if base == 1 {
-                let started = closing::Started::of(full.first().map(|e| &e.kind));
-                if let Some(timeout) = started.and_then(|s| s.start.run_timeout) {
-                    let start_time = full.first().map_or(now, |e| e.time);
-                    ops.push(TaskOp::Upsert(Task {
-                        key: TaskKey::run_timeout(&run_id),
-                        run_id: run_id.clone(),
-                        visible_at: start_time.add(timeout),
-                        lease_duration: Duration::from_secs(60),
-                        kind: TaskKind::RunTimeout,
-                    }));
-                }
+            }
+        } else if let Some(first) = first_event {
+            // A run's first activation (and any replay) arms its run timeout: an idempotent
+            // upsert of the same task.
+            let started = closing::Started::of(Some(&first.kind));
+            if let Some(timeout) = started.and_then(|s| s.start.run_timeout) {
+                ops.push(TaskOp::Upsert(Task {
+                    key: TaskKey::run_timeout(&run_id),
+                    run_id: run_id.clone(),
+                    visible_at: first.time.add(timeout),
+                    lease_duration: Duration::from_secs(60),
+                    kind: TaskKind::RunTimeout,
+                }));
             }
         }
         let mut req = AppendRequest::new(run_id.clone(), now)
