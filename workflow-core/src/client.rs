@@ -33,12 +33,21 @@ pub struct StartOptions {
     pub retry_policy: Option<crate::RetryPolicy>,
     /// Close a run as timed out when it takes longer than this. Default: no limit.
     pub run_timeout: Option<Duration>,
+    /// Close the workflow as timed out when all its runs (continue-as-new, retries) take longer
+    /// than this. Default: no limit.
+    pub execution_timeout: Option<Duration>,
 }
 
 impl StartOptions {
     /// Sets the workflow retry policy.
     pub fn retry_policy(mut self, p: crate::RetryPolicy) -> Self {
         self.retry_policy = Some(p);
+        self
+    }
+
+    /// Sets the execution timeout (across continue-as-new and retries).
+    pub fn execution_timeout(mut self, d: Duration) -> Self {
+        self.execution_timeout = Some(d);
         self
     }
 
@@ -136,16 +145,17 @@ impl Client {
         if let Some(p) = &options.retry_policy {
             p.validate()?;
         }
-        if options.run_timeout == Some(Duration::ZERO) {
-            return Err(
-                crate::error::OptionsError { option: "run_timeout", reason: "must be above zero".into() }.into()
-            );
+        for (option, v) in [("run_timeout", options.run_timeout), ("execution_timeout", options.execution_timeout)] {
+            if v == Some(Duration::ZERO) {
+                return Err(crate::error::OptionsError { option, reason: "must be above zero".into() }.into());
+            }
         }
         let run_id = RunId::generate();
         let now = self.clock.now();
         let start = crate::history::RunStart {
             retry_policy: options.retry_policy.clone(),
             run_timeout: options.run_timeout,
+            execution_deadline: options.execution_timeout.map(|t| now.add(t)),
             ..crate::history::RunStart::plain()
         };
         let run = NewRun::new(run_id.clone(), W::NAME, workflow_id, input, now)

@@ -614,3 +614,21 @@ async fn a_child_of_an_unregistered_type_fails_at_the_call_naming_the_types() {
     assert!(msg.contains("could not start") && msg.contains("\"ghost\" is not registered"), "{msg}");
     assert!(msg.contains("registered: counter, failing_child"), "{msg}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_execution_timeout_bounds_the_whole_chain_of_runs() {
+    let (store, clock) = setup();
+    let w = worker(&store, &clock, Arc::new(AtomicU32::new(0)));
+    let client = w.client();
+    // Each run of `Restarting` takes 10 s; five runs need 50 s, the deadline allows 25 s.
+    let begin = clock.now();
+    let h = client
+        .start::<Restarting>("bounded", 0, StartOptions::default().execution_timeout(Duration::from_secs(25)))
+        .await
+        .unwrap();
+    assert!(matches!(h.result().await, Err(ResultError::TimedOut { .. })));
+    let runs = client.list(&RunFilter::default().workflow_type("restarting")).await.unwrap();
+    assert_eq!(runs.len(), 3, "runs 1 and 2 continued as new, run 3 hit the deadline");
+    assert_eq!(runs[0].status, RunStatus::TimedOut);
+    assert_eq!(runs[0].close_time.unwrap().since(begin), Duration::from_secs(25));
+}

@@ -480,6 +480,9 @@ pub struct RunStart {
     /// Longest a single run may take before it is closed as timed out.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::time::opt_duration_ms")]
     pub run_timeout: Option<std::time::Duration>,
+    /// When the whole workflow (this run and its successors) must have finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_deadline: Option<crate::time::Timestamp>,
 }
 
 fn one() -> u32 {
@@ -499,11 +502,25 @@ impl Default for RunStart {
 impl RunStart {
     /// A first attempt with no policy or timeout.
     pub fn plain() -> Self {
-        RunStart { continued_from: None, attempt: 1, retry_policy: None, run_timeout: None }
+        RunStart { continued_from: None, attempt: 1, retry_policy: None, run_timeout: None, execution_deadline: None }
+    }
+
+    /// When this run must close as timed out: the earlier of its run timeout and the
+    /// workflow's execution deadline.
+    pub fn deadline(&self, started_at: crate::time::Timestamp) -> Option<crate::time::Timestamp> {
+        let run = self.run_timeout.map(|t| started_at.add(t));
+        match (run, self.execution_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Whether this is [`RunStart::plain`] (omitted from JSON).
     pub fn is_plain(&self) -> bool {
-        self.continued_from.is_none() && self.attempt <= 1 && self.retry_policy.is_none() && self.run_timeout.is_none()
+        self.continued_from.is_none()
+            && self.attempt <= 1
+            && self.retry_policy.is_none()
+            && self.run_timeout.is_none()
+            && self.execution_deadline.is_none()
     }
 }

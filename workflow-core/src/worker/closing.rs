@@ -70,6 +70,13 @@ pub(crate) fn plan_close(
         },
         _ => None,
     };
+    // No successor once the workflow's execution deadline has passed.
+    let successor = successor.filter(|(_, _, start, at)| start.execution_deadline.is_none_or(|d| *at < d));
+    if successor.is_none() {
+        if let EventKind::WorkflowFailed { next_run, .. } = terminal {
+            *next_run = None;
+        }
+    }
     match successor {
         Some((new_run_id, input, start, start_at)) => ops.push(TaskOp::Upsert(Task {
             key: TaskKey::start_run(&new_run_id),

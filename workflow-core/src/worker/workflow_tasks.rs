@@ -202,11 +202,11 @@ async fn process_run_inner(inner: &Inner, run_id: RunId, trigger: Trigger) {
             // A run's first activation (and any replay) arms its run timeout: an idempotent
             // upsert of the same task.
             let started = closing::Started::of(Some(&first.kind));
-            if let Some(timeout) = started.and_then(|s| s.start.run_timeout) {
+            if let Some(deadline) = started.and_then(|s| s.start.deadline(first.time)) {
                 ops.push(TaskOp::Upsert(Task {
                     key: TaskKey::run_timeout(&run_id),
                     run_id: run_id.clone(),
-                    visible_at: first.time.add(timeout),
+                    visible_at: deadline,
                     lease_duration: Duration::from_secs(60),
                     kind: TaskKind::RunTimeout,
                 }));
