@@ -375,6 +375,16 @@ impl Activity for EnrichChunk {
             .map_err(|e| ActivityError::retryable("Panic", e.to_string()))?
             .map_err(|e| ActivityError::retryable("CsvIo", e.to_string()))?;
         let total = users.len() as u64;
+        if total != input.chunk.rows {
+            return Err(ActivityError::non_retryable(
+                "InputChanged",
+                format!(
+                    "chunk {index} of {} held {} valid rows when loaded and holds {total} now; the file changed during the batch, run it with --restart",
+                    input.chunk.path.display(),
+                    input.chunk.rows
+                ),
+            ));
+        }
 
         let staging = staging_path(&input.batch_dir, index, attempt);
         let fresh = EnrichHeartbeat { total, attempt, ..EnrichHeartbeat::default() };
@@ -679,6 +689,15 @@ mod tests {
             }
         }
         api.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_changed_input_file_is_not_retried() {
+        let f = fixture(10);
+        std::fs::write(&f.chunk.path, "id,name,email,country\nu1,A,a@example.com,DE\n").unwrap();
+        let (ctx, _h) = ActivityContext::for_test(EnrichChunk::NAME, None);
+        let err = EnrichChunk::new("http://127.0.0.1:9").run(ctx, input(&f)).await.unwrap_err();
+        assert_eq!((err.error_type.as_str(), err.retryable), ("InputChanged", false));
     }
 
     #[tokio::test]
