@@ -632,3 +632,57 @@ async fn an_execution_timeout_bounds_the_whole_chain_of_runs() {
     assert_eq!(runs[0].status, RunStatus::TimedOut);
     assert_eq!(runs[0].close_time.unwrap().since(begin), Duration::from_secs(25));
 }
+
+/// Waits on one slow child; propagates its end.
+struct Guardian;
+impl Workflow for Guardian {
+    const NAME: &'static str = "guardian";
+    type Input = ();
+    type Output = u64;
+    async fn run(ctx: WorkflowContext, _: ()) -> Result<u64, WorkflowError> {
+        let child = ctx.child_with::<SlowChild>(3600, ChildWorkflowOptions::default().id("ward"));
+        Ok(child.await?)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancelling_a_parent_cancels_its_running_children() {
+    for crash in [false, true] {
+        let (store, clock) = setup();
+        let start = |store: &Arc<dyn Store>| {
+            let mut w = Worker::new(store.clone(), WorkerOptions::default()).with_clock(clock.clone());
+            w.register_workflow::<Guardian>().unwrap();
+            w.register_workflow::<SlowChild>().unwrap();
+            w.register_activity(Inc).unwrap();
+            w.start().unwrap()
+        };
+        let w = start(&store);
+        let client = w.client();
+        let h = client.start::<Guardian>("guardian", (), StartOptions::default()).await.unwrap();
+        eventually(&clock, "child started", || {
+            let s = store.clone();
+            async move { has_event(&s, "guardian", "ChildWorkflowStarted").await }
+        })
+        .await;
+        let w = if crash {
+            drop(w);
+            start(&store)
+        } else {
+            w
+        };
+        h.cancel().await.unwrap();
+        assert!(matches!(h.result().await, Err(ResultError::Cancelled { .. })), "crash={crash}");
+        let ward = client.history("ward").await.unwrap();
+        assert!(
+            ward.iter().any(|e| matches!(&e.kind, EventKind::CancelRequested { reason: Some(r) } if r == "parent guardian was cancelled")),
+            "crash={crash}"
+        );
+        assert_eq!(ward.last().unwrap().kind, EventKind::WorkflowCancelled);
+        let names: Vec<&str> = h.history().await.unwrap().iter().map(|e| e.kind.name()).collect();
+        assert!(
+            names.contains(&"ChildCancelRequested") && names.ends_with(&["ChildWorkflowFailed", "WorkflowCancelled"]),
+            "{names:?}"
+        );
+        drop(w);
+    }
+}

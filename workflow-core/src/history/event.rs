@@ -117,15 +117,23 @@ impl ActivityFailure {
 
     /// As a recorded [`Failure`] with its cause chain.
     pub fn to_failure(&self) -> Failure {
-        let (error_type, cause) = match self {
-            ActivityFailure::Failed { error, .. } => ("ActivityFailed", Some(error.to_failure())),
-            ActivityFailure::TimedOut { last_error, .. } => {
-                ("ActivityTimedOut", last_error.as_ref().map(ActivityError::to_failure))
-            }
-            ActivityFailure::Cancelled { .. } => ("ActivityCancelled", None),
-            ActivityFailure::Rejected { .. } => ("ActivityRejected", None),
+        // The cause travels in `cause`; the message says only what happened at this level, so
+        // the chain reads once: "activity x failed after 3 attempt(s): caused by E: ...".
+        let (error_type, message, cause) = match self {
+            ActivityFailure::Failed { activity_type, attempts, error } => (
+                "ActivityFailed",
+                format!("activity {activity_type} failed after {attempts} attempt(s)"),
+                Some(error.to_failure()),
+            ),
+            ActivityFailure::TimedOut { activity_type, attempts, timeout, last_error } => (
+                "ActivityTimedOut",
+                format!("activity {activity_type} timed out ({timeout}) after {attempts} attempt(s)"),
+                last_error.as_ref().map(ActivityError::to_failure),
+            ),
+            ActivityFailure::Cancelled { .. } => ("ActivityCancelled", self.to_string(), None),
+            ActivityFailure::Rejected { .. } => ("ActivityRejected", self.to_string(), None),
         };
-        Failure { error_type: error_type.into(), message: self.to_string(), details: None, cause: cause.map(Box::new) }
+        Failure { error_type: error_type.into(), message, details: None, cause: cause.map(Box::new) }
     }
 }
 
@@ -272,6 +280,13 @@ pub enum EventKind {
         /// The change's id.
         patch_id: String,
     },
+    /// This run was cancelled while child `seq` ran: the child was asked to cancel.
+    ChildCancelRequested {
+        /// Command position.
+        seq: Seq,
+        /// The child's run.
+        run_id: RunId,
+    },
     /// A client asked for the run to be cancelled.
     CancelRequested {
         /// Why, if the caller said.
@@ -337,6 +352,7 @@ impl EventKind {
                 self,
                 EventKind::ActivityCancelled { .. }
                     | EventKind::TimerCancelled { .. }
+                    | EventKind::ChildCancelRequested { .. }
                     | EventKind::WorkflowCompleted { .. }
                     | EventKind::WorkflowFailed { .. }
                     | EventKind::WorkflowCancelled
@@ -377,6 +393,7 @@ impl EventKind {
             EventKind::ChildWorkflowCompleted { .. } => "ChildWorkflowCompleted",
             EventKind::ChildWorkflowFailed { .. } => "ChildWorkflowFailed",
             EventKind::PatchMarker { .. } => "PatchMarker",
+            EventKind::ChildCancelRequested { .. } => "ChildCancelRequested",
             EventKind::CancelRequested { .. } => "CancelRequested",
             EventKind::SignalReceived { .. } => "SignalReceived",
             EventKind::WorkflowCompleted { .. } => "WorkflowCompleted",
@@ -457,7 +474,12 @@ impl ChildFailure {
     pub fn to_failure(&self) -> Failure {
         Failure {
             error_type: "ChildWorkflowFailed".into(),
-            message: self.to_string(),
+            message: format!(
+                "child workflow {} (id {}) {}",
+                self.workflow_type,
+                self.workflow_id,
+                describe_child_end(&self.kind, None)
+            ),
             details: None,
             cause: self.cause.clone().map(Box::new),
         }

@@ -88,3 +88,29 @@ pub fn check_invariants(events: &[Event]) -> Result<(), InvariantViolation> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::activity::ActivityError;
+
+    #[test]
+    fn a_failure_chain_names_each_cause_once() {
+        let activity = ActivityFailure::Failed {
+            activity_type: "enrich".into(),
+            attempts: 3,
+            error: ActivityError::retryable("Connect", "refused"),
+        };
+        let child = ChildFailure {
+            workflow_id: "b/chunk-1".into(),
+            workflow_type: "enrich_and_save".into(),
+            kind: ChildEnd::Failed,
+            cause: Some(activity.to_failure()),
+        };
+        assert_eq!(
+            child.to_failure().to_string(),
+            "ChildWorkflowFailed: child workflow enrich_and_save (id b/chunk-1) failed: caused by ActivityFailed: \
+             activity enrich failed after 3 attempt(s): caused by Connect: refused"
+        );
+    }
+}

@@ -213,10 +213,11 @@ impl RunMachine {
                 self.state.borrow_mut().resolve(*seq, Resolution::Timer { fired: true });
                 self.drive(e.id)
             }
-            EventKind::ChildWorkflowStarted { seq, .. } => {
+            EventKind::ChildWorkflowStarted { seq, run_id } => {
                 if !self.next_seq_issued(*seq) {
                     return Err(self.unexpected_outcome(e, *seq));
                 }
+                self.state.borrow_mut().child_started(*seq, run_id);
                 Ok(())
             }
             EventKind::ChildWorkflowStartFailed { seq, reason } => {
@@ -237,7 +238,9 @@ impl RunMachine {
             EventKind::ChildWorkflowCompleted { seq, result } => self.resolve_child(e, *seq, Ok(result.clone())),
             EventKind::ChildWorkflowFailed { seq, failure } => self.resolve_child(e, *seq, Err(failure.clone())),
             // Recorded consequences of CancelRequested, which re-derives them.
-            EventKind::ActivityCancelled { .. } | EventKind::TimerCancelled { .. } => Ok(()),
+            EventKind::ActivityCancelled { .. }
+            | EventKind::TimerCancelled { .. }
+            | EventKind::ChildCancelRequested { .. } => Ok(()),
             EventKind::CancelRequested { .. } => {
                 let cancels = {
                     let mut s = self.state.borrow_mut();

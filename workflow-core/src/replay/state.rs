@@ -64,7 +64,7 @@ pub(crate) enum Resolution {
 pub(crate) enum PendingKind {
     Activity { activity_type: String },
     Timer,
-    Child { workflow_type: String, workflow_id: String },
+    Child { workflow_type: String, workflow_id: String, run_id: Option<RunId> },
 }
 
 #[derive(Debug)]
@@ -174,6 +174,7 @@ impl RunState {
                         kind: PendingKind::Child {
                             workflow_type: workflow_type.clone(),
                             workflow_id: workflow_id.clone(),
+                            run_id: None,
                         },
                         waker: None,
                     },
@@ -218,8 +219,15 @@ impl RunState {
 
     pub(crate) fn pending_child(&self, seq: Seq) -> Option<(&str, &str)> {
         match self.pending.get(&seq).map(|p| &p.kind) {
-            Some(PendingKind::Child { workflow_type, workflow_id }) => Some((workflow_type, workflow_id)),
+            Some(PendingKind::Child { workflow_type, workflow_id, .. }) => Some((workflow_type, workflow_id)),
             _ => None,
+        }
+    }
+
+    /// Records the run id of a started child.
+    pub(crate) fn child_started(&mut self, seq: Seq, run: &RunId) {
+        if let Some(Pending { kind: PendingKind::Child { run_id, .. }, .. }) = self.pending.get_mut(&seq) {
+            *run_id = Some(run.clone());
         }
     }
 
@@ -235,8 +243,18 @@ impl RunState {
         for w in self.cancel_wakers.drain(..) {
             w.wake();
         }
-        // Children are not cancelled here: they run on and get their parent-close policy when
-        // this run closes.
+        // Started children are asked to cancel; their futures resolve when they end.
+        let mut out = Vec::new();
+        let mut children: Vec<(Seq, RunId)> = self
+            .pending
+            .iter()
+            .filter_map(|(s, p)| match &p.kind {
+                PendingKind::Child { run_id: Some(r), .. } => Some((*s, r.clone())),
+                _ => None,
+            })
+            .collect();
+        children.sort_unstable_by_key(|(s, _)| *s);
+        out.extend(children.into_iter().map(|(seq, run_id)| EventKind::ChildCancelRequested { seq, run_id }));
         let mut seqs: Vec<Seq> = self
             .pending
             .iter()
@@ -244,7 +262,6 @@ impl RunState {
             .map(|(s, _)| *s)
             .collect();
         seqs.sort_unstable();
-        let mut out = Vec::new();
         for seq in seqs {
             let Some(p) = self.pending.remove(&seq) else {
                 continue;

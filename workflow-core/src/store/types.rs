@@ -213,6 +213,11 @@ impl TaskKey {
         TaskKey(format!("start/{run_id}"))
     }
 
+    /// The task that asks a run to cancel.
+    pub fn request_cancel(run_id: &RunId) -> TaskKey {
+        TaskKey(format!("cancel/{run_id}"))
+    }
+
     /// The run-timeout task of a run.
     pub fn run_timeout(run_id: &RunId) -> TaskKey {
         TaskKey(format!("runtimeout/{run_id}"))
@@ -297,6 +302,11 @@ pub enum TaskKind {
     StartRun(Box<StartRunTask>),
     /// This run's run timeout elapsed: close it as timed out.
     RunTimeout,
+    /// Ask this run to cancel (its parent was cancelled).
+    RequestCancel {
+        /// Recorded in the run's `CancelRequested` event.
+        reason: String,
+    },
     /// This run's parent closed: apply the parent-close policy.
     ParentClosed {
         /// The policy to apply.
@@ -365,6 +375,7 @@ impl Task {
             | TaskKind::ChildClosed { .. }
             | TaskKind::StartRun(_)
             | TaskKind::RunTimeout
+            | TaskKind::RequestCancel { .. }
             | TaskKind::ParentClosed { .. } => TaskQueue::Workflow,
         }
     }

@@ -166,29 +166,47 @@ pub(crate) async fn apply_parent_close(
             closing::close_run(&*inner.store, &run_id, EventKind::WorkflowTerminated { reason }, now, Some(done)).await
         }
         ParentClosePolicy::RequestCancel => {
-            let req = AppendRequest::new(run_id.clone(), now)
-                .events([EventKind::CancelRequested {
-                    reason: Some(format!("cancel requested by parent close policy, parent {parent_workflow_id}")),
-                }])
-                .task_op(TaskOp::Upsert(Task::workflow(&run_id, now)))
-                .complete(done.0, done.1);
-            inner.store.append(req).await.map(|_| ())
+            let reason = format!("cancel requested by parent close policy, parent {parent_workflow_id}");
+            append_cancel_request(inner, &run_id, reason, done).await
         }
         ParentClosePolicy::Abandon => {
             inner.store.append(AppendRequest::new(run_id.clone(), now).complete(done.0, done.1)).await.map(|_| ())
         }
     };
+    finish_run_task(inner, &task, result).await;
+}
+
+/// Asks this task's run to cancel (its parent was cancelled).
+pub(crate) async fn request_cancel(inner: &Inner, task: LeasedTask, reason: String) {
+    let done = (task.task.key.clone(), task.token);
+    let result = append_cancel_request(inner, &task.task.run_id, reason, done).await;
+    finish_run_task(inner, &task, result).await;
+}
+
+async fn append_cancel_request(
+    inner: &Inner,
+    run_id: &RunId,
+    reason: String,
+    done: (crate::store::TaskKey, crate::store::LeaseToken),
+) -> Result<(), StoreError> {
+    let now = inner.clock.now();
+    let req = AppendRequest::new(run_id.clone(), now)
+        .events([EventKind::CancelRequested { reason: Some(reason) }])
+        .task_op(TaskOp::Upsert(Task::workflow(run_id, now)))
+        .complete(done.0, done.1);
+    inner.store.append(req).await.map(|_| ())
+}
+
+/// A run already closed on its own needs nothing more: drop the task.
+async fn finish_run_task(inner: &Inner, task: &LeasedTask, result: Result<(), StoreError>) {
     match result {
-        Ok(()) | Err(StoreError::RunClosed { .. }) => {
-            if let Err(StoreError::RunClosed { .. }) = &result {
-                // Already closed on its own: just drop the task.
-                let _ = inner
-                    .store
-                    .append(AppendRequest::new(run_id, now).complete(task.task.key.clone(), task.token))
-                    .await;
-            }
+        Ok(()) => {}
+        Err(StoreError::RunClosed { .. }) => {
+            let req = AppendRequest::new(task.task.run_id.clone(), inner.clock.now())
+                .complete(task.task.key.clone(), task.token);
+            let _ = inner.store.append(req).await;
         }
-        Err(e) => warn!(error = %e, "applying a parent-close policy failed; retried when the lease expires"),
+        Err(e) => warn!(error = %e, "acting on a child run failed; retried when the lease expires"),
     }
 }
 

@@ -72,6 +72,10 @@ pub(crate) async fn handle(inner: &Arc<Inner>, task: LeasedTask) {
             let st = (**st).clone();
             return children::start_run(inner, task, st).await;
         }
+        TaskKind::RequestCancel { reason } => {
+            let reason = reason.clone();
+            return children::request_cancel(inner, task, reason).await;
+        }
         TaskKind::RunTimeout => {
             let now = inner.clock.now();
             let done = Some((task.task.key.clone(), task.token));
@@ -315,6 +319,13 @@ pub(crate) fn task_ops(run_id: &RunId, workflow_id: &str, now: Timestamp, events
                     })),
                 }))
             }
+            EventKind::ChildCancelRequested { run_id: child, .. } => Some(TaskOp::Upsert(Task {
+                key: TaskKey::request_cancel(child),
+                run_id: child.clone(),
+                visible_at: now,
+                lease_duration: Duration::from_secs(60),
+                kind: TaskKind::RequestCancel { reason: format!("parent {workflow_id} was cancelled") },
+            })),
             EventKind::ActivityCancelled { seq } => Some(TaskOp::Delete(TaskKey::activity(run_id, *seq))),
             EventKind::TimerCancelled { seq } => Some(TaskOp::Delete(TaskKey::timer(run_id, *seq))),
             _ => None,

@@ -112,7 +112,11 @@ impl From<ActivityFailure> for WorkflowError {
 
 impl From<crate::history::ChildFailure> for WorkflowError {
     fn from(f: crate::history::ChildFailure) -> Self {
-        WorkflowError::Failed(f.to_failure())
+        match f.kind {
+            // Propagating a child's cancellation cancels this run too.
+            crate::history::ChildEnd::Cancelled => WorkflowError::Cancelled,
+            _ => WorkflowError::Failed(f.to_failure()),
+        }
     }
 }
 
