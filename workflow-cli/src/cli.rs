@@ -1,0 +1,183 @@
+//! The `wf` command line: arguments and what each command prints.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use workflow_core::store::RunStatus;
+use workflow_core::{Payload, Timestamp};
+
+use crate::model::ListQuery;
+use crate::render;
+use crate::source::{Source, SourceError};
+
+/// Inspect and control workflow runs, in a store or in a running process.
+///
+/// Read a store directly with --db (only when no process holds it), or a running worker
+/// through its admin endpoint with --url. Every read command prints the same either way.
+#[derive(Debug, Parser)]
+#[command(
+    name = "wf",
+    version,
+    about,
+    long_about,
+    after_help = "Exit codes: 0 ok, 1 not found, 2 usage (bad arguments or payload), 3 other failures."
+)]
+#[non_exhaustive]
+pub struct Args {
+    /// The store's folder (a sled store not held by another process).
+    #[arg(long, value_name = "PATH", global = true, conflicts_with = "url")]
+    pub db: Option<PathBuf>,
+
+    /// A running process's admin endpoint, e.g. http://127.0.0.1:7233.
+    #[arg(long, value_name = "URL", global = true)]
+    pub url: Option<String>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// A `wf` command.
+#[derive(Debug, Subcommand)]
+#[non_exhaustive]
+pub enum Command {
+    /// List runs, newest first: workflow id, run id, type, status, start, end, duration.
+    List {
+        /// Only runs with this status: running, completed, failed, cancelled, terminated,
+        /// continued_as_new, timed_out.
+        #[arg(long, value_name = "STATUS", value_parser = parse_status)]
+        status: Option<RunStatus>,
+        /// Only runs of this workflow type.
+        #[arg(long = "type", value_name = "TYPE")]
+        workflow_type: Option<String>,
+        /// At most N runs.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+    },
+    /// Describe the latest run of a workflow: status, input, result, failure, pending
+    /// activities (attempt, last failure, heartbeat), children and parent.
+    Describe {
+        /// The workflow id.
+        id: String,
+    },
+    /// Print the latest run's event history.
+    History {
+        /// The workflow id.
+        id: String,
+        /// Print the events as JSON (a stable format: the serde form of workflow_core::Event).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print every activity attempt of the latest run: start, duration, worker, outcome.
+    Attempts {
+        /// The workflow id.
+        id: String,
+    },
+    /// Print the parent / child tree around a workflow, with statuses.
+    Tree {
+        /// The workflow id.
+        id: String,
+    },
+    /// Request cancellation of a workflow's open run.
+    Cancel {
+        /// The workflow id.
+        id: String,
+        /// Why (recorded in the history).
+        #[arg(long, value_name = "REASON")]
+        reason: Option<String>,
+    },
+    /// Terminate a workflow's open run at once; no workflow code runs after it.
+    Terminate {
+        /// The workflow id.
+        id: String,
+        /// Why (recorded in the history).
+        #[arg(long, value_name = "REASON")]
+        reason: String,
+    },
+    /// Send a signal to a workflow's open run.
+    Signal {
+        /// The workflow id.
+        id: String,
+        /// The signal's name.
+        name: String,
+        /// The payload, as JSON.
+        #[arg(long = "json", value_name = "PAYLOAD", default_value = "null")]
+        payload: String,
+    },
+}
+
+fn parse_status(s: &str) -> Result<RunStatus, String> {
+    let normalized = s.replace('-', "_").to_ascii_lowercase();
+    serde_json::from_value(serde_json::Value::String(normalized)).map_err(|_| {
+        format!("unknown status {s:?}; expected running, completed, failed, cancelled, terminated, continued_as_new or timed_out")
+    })
+}
+
+/// Runs `args`, returning what to print on stdout; `now` is used for ages and running times.
+pub async fn run(args: Args, now: Timestamp) -> Result<String, SourceError> {
+    let source = match (&args.db, &args.url) {
+        (Some(db), None) => Source::open_db(db)?,
+        (None, Some(url)) => Source::connect(url)?,
+        _ => {
+            return Err(SourceError::Usage("give the store with --db PATH or an admin endpoint with --url URL".into()))
+        }
+    };
+    execute(&source, args.command, now).await
+}
+
+/// Runs `command` against `source`, returning what to print on stdout.
+pub async fn execute(source: &Source, command: Command, now: Timestamp) -> Result<String, SourceError> {
+    Ok(match command {
+        Command::List { status, workflow_type, limit } => {
+            let query = ListQuery { status, workflow_type, limit };
+            render::render_list(&source.list(&query).await?, now)
+        }
+        Command::Describe { id } => render::render_describe(&source.describe(&id).await?, now),
+        Command::History { id, json } => {
+            let events = source.history(&id).await?;
+            if json {
+                render::render_history_json(&events)
+            } else {
+                render::render_history(&events)
+            }
+        }
+        Command::Attempts { id } => render::render_attempts(&source.attempts(&id).await?),
+        Command::Tree { id } => render::render_tree(&source.tree(&id).await?),
+        Command::Cancel { id, reason } => {
+            source.cancel(&id, reason).await?;
+            format!("cancellation of {id:?} requested\n")
+        }
+        Command::Terminate { id, reason } => {
+            source.terminate(&id, &reason).await?;
+            format!("{id:?} terminated\n")
+        }
+        Command::Signal { id, name, payload } => {
+            let value: serde_json::Value = serde_json::from_str(&payload)
+                .map_err(|e| SourceError::Usage(format!("--json is not valid JSON: {e}")))?;
+            source.signal(&id, &name, Payload::from_json(value)).await?;
+            format!("signal {name:?} sent to {id:?}\n")
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_statuses() {
+        assert_eq!(parse_status("failed"), Ok(RunStatus::Failed));
+        assert_eq!(parse_status("timed-out"), Ok(RunStatus::TimedOut));
+        assert!(parse_status("nope").is_err());
+        let a = Args::try_parse_from(["wf", "--db", "x", "list", "--status", "cancelled", "--limit", "3"]).unwrap();
+        assert!(matches!(a.command, Command::List { status: Some(RunStatus::Cancelled), limit: Some(3), .. }));
+        assert!(Args::try_parse_from(["wf", "--db", "x", "--url", "http://h", "list"]).is_err());
+        assert!(Args::try_parse_from(["wf", "terminate", "x"]).is_err(), "--reason is required");
+    }
+}
