@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use tokio::sync::watch;
 use tracing::{info, warn};
+use workflow_cli::admin::{AdminOptions, AdminServer};
 use workflow_core::store::{RunFilter, RunInfo, RunStatus, Store};
 use workflow_core::{Client, ControlError, RunId, StartOptions, Worker, WorkerOptions, Workflow};
 use workflow_store_sled::SledStore;
@@ -67,9 +68,6 @@ pub enum Outcome {
 
 /// Runs the command.
 pub async fn run(args: Args, display: Display) -> anyhow::Result<ExitCode> {
-    if let Some(addr) = &args.admin {
-        warn!(%addr, "the admin endpoint is not available yet; ignoring --admin");
-    }
     let input = match &args.input {
         Some(p) => p.clone(),
         None => {
@@ -115,8 +113,20 @@ pub async fn run(args: Args, display: Display) -> anyhow::Result<ExitCode> {
     worker.register_activity(SaveChunk::new(progress.clone(), audit))?;
     let running = worker.start()?;
     let client = running.client();
+    // Only one process can open the store; the endpoint lets `wf` look at it while we run.
+    let admin = match args.admin {
+        Some(addr) => {
+            let admin = AdminServer::serve(client.clone(), addr, AdminOptions::default())
+                .await
+                .with_context(|| format!("cannot serve the admin endpoint on {addr}"))?;
+            info!(url = %admin.url(), "admin endpoint up; inspect with: wf --url {}", admin.url());
+            Some(admin)
+        }
+        None => None,
+    };
 
     let outcome = drive(&args, &client, &workflow_id, input, batch_dir, progress, &display).await;
+    drop(admin);
     running.shutdown().await;
     if let Some(m) = mock {
         m.stop().await;

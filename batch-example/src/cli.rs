@@ -65,9 +65,10 @@ pub struct Args {
     #[arg(long)]
     pub restart: bool,
 
-    /// Serve the admin endpoint on ADDR (not available yet).
-    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
-    pub admin: Option<String>,
+    /// Serve the read-only admin endpoint on ADDR (default 127.0.0.1:7233) while the batch
+    /// runs, so that `wf --url http://ADDR` can inspect it.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:7233")]
+    pub admin: Option<std::net::SocketAddr>,
 
     /// Append every activity attempt to this file (used by the crash tests).
     #[arg(long, value_name = "FILE", hide = true)]
@@ -101,6 +102,6 @@ mod tests {
         assert!(Args::try_parse_from(["batch-example", "--failure-rate", "1.5"]).is_err());
         assert!(Args::try_parse_from(["batch-example", "--chunk-size", "0"]).is_err());
         let a = Args::parse_from(["batch-example", "--admin"]);
-        assert_eq!(a.admin.as_deref(), Some("127.0.0.1:0"));
+        assert_eq!(a.admin, Some("127.0.0.1:7233".parse().unwrap()));
     }
 }
