@@ -240,6 +240,8 @@ fn expand<'a>(
         let store = client.store();
         let history = store.read_history(&run_id, 0).await?;
         let mut initiated: HashMap<Seq, (String, String)> = HashMap::new();
+        // One node per command, even if a history records a child's start twice.
+        let mut started: std::collections::HashSet<Seq> = std::collections::HashSet::new();
         for e in &history {
             if *budget == 0 {
                 node.note.get_or_insert_with(|| "more children not shown".into());
@@ -249,7 +251,10 @@ fn expand<'a>(
                 EventKind::ChildWorkflowInitiated { seq, workflow_type, workflow_id, .. } => {
                     initiated.insert(*seq, (workflow_id.clone(), workflow_type.clone()));
                 }
-                EventKind::ChildWorkflowStarted { seq: _, run_id } => {
+                EventKind::ChildWorkflowStarted { seq, run_id } => {
+                    if !started.insert(*seq) {
+                        continue;
+                    }
                     *budget -= 1;
                     let child = match store.get_run(run_id).await? {
                         Some(info) => node_of(&info, selected),

@@ -1,0 +1,214 @@
+//! Every `wf` command against a store produced by a real run, through `--db` and `--url`.
+
+mod common;
+
+use common::{build_store, open_client, store_path, wf, wf_async, Output};
+use workflow_cli::admin::{AdminOptions, AdminServer};
+use workflow_core::{Event, Timestamp};
+
+/// The read commands the test runs both ways, and what each output must show.
+fn read_commands() -> Vec<(Vec<&'static str>, Vec<&'static str>)> {
+    vec![
+        (vec!["list"], vec!["WORKFLOW ID", "order-1 ", "order-1/shipping", "import-1", "reminder-1", "approval-1"]),
+        (vec!["list", "--status", "failed"], vec!["order-1 ", "order-1/shipping", "failed"]),
+        (vec!["list", "--type", "reminder"], vec!["reminder-1", "cancelled"]),
+        (vec!["list", "--limit", "2"], vec!["WORKFLOW ID"]),
+        (
+            vec!["describe", "order-1"],
+            vec![
+                "Status       failed",
+                "ChildWorkflowFailed",
+                "no carrier serves this address",
+                "flaky_fetch  3         completed",
+                "order-1/shipping  shipping  failed",
+            ],
+        ),
+        (
+            vec!["describe", "import-1"],
+            vec![
+                "Status       running",
+                "Pending activities:",
+                "always_fails  2        retry in 59m",
+                "Upstream503: the import API is down",
+                r#"{"row":7}"#,
+                " ago",
+            ],
+        ),
+        (vec!["describe", "order-1/shipping"], vec!["Parent       order-1 (run ", "NoCarrier"]),
+        (vec!["describe", "reminder-1"], vec!["Status       cancelled"]),
+        (
+            vec!["history", "order-1"],
+            vec![
+                "ID  TIME",
+                "WorkflowStarted",
+                "order input 21",
+                "ActivityStarted",
+                "seq 0 attempt 3 on test-worker",
+                "ActivityCompleted",
+                "seq 0 result 42",
+                "ChildWorkflowInitiated",
+                "ChildWorkflowFailed",
+                "WorkflowFailed",
+            ],
+        ),
+        (
+            vec!["history", "reminder-1"],
+            vec!["TimerStarted", "CancelRequested", "no longer needed", "WorkflowCancelled"],
+        ),
+        (vec!["history", "order-1", "--json"], vec![r#""type":"WorkflowStarted""#]),
+        (
+            vec!["attempts", "order-1"],
+            vec![
+                "SEQ  ACTIVITY",
+                "flaky_fetch  1",
+                "failed: Upstream503: attempt 1: service unavailable",
+                r#"{"attempt":2,"rows":20}"#,
+                "completed",
+                "test-worker",
+            ],
+        ),
+        (vec!["attempts", "import-1"], vec!["always_fails  1", r#"{"row":7}"#]),
+        (vec!["tree", "order-1/shipping"], vec!["order-1 (order) failed", "└─ order-1/shipping (shipping) failed *"]),
+        (vec!["tree", "order-1"], vec!["order-1 (order) failed *", "order-1/shipping"]),
+    ]
+}
+
+fn check(args: &[&str], out: &Output, expected: &[&str]) {
+    assert_eq!(out.code, 0, "wf {args:?} failed: {}", out.stderr);
+    for e in expected {
+        assert!(out.stdout.contains(e), "wf {args:?}: expected {e:?} in\n{}", out.stdout);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_commands_print_the_same_through_db_and_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = build_store(dir.path()).await;
+    let db = store_path(dir.path()).display().to_string();
+
+    let mut by_db = Vec::new();
+    for (cmd, expected) in read_commands() {
+        let mut args = vec!["--db", db.as_str()];
+        args.extend(&cmd);
+        let out = wf(now, &args);
+        println!("$ wf {}\n{}", cmd.join(" "), out.stdout);
+        check(&args, &out, &expected);
+        by_db.push(out);
+    }
+    let list = &by_db[0].stdout;
+    assert_eq!(list.lines().count(), 6, "a header and five runs:\n{list}");
+    assert_eq!(by_db[3].stdout.lines().count(), 3, "--limit 2:\n{}", by_db[3].stdout);
+    assert_eq!(by_db[14].stdout.lines().count(), 2, "a parent and its child:\n{}", by_db[14].stdout);
+
+    // The JSON history is the stored history, event for event.
+    let client = open_client(dir.path());
+    let json: Vec<Event> = serde_json::from_str(&by_db[10].stdout).unwrap();
+    assert_eq!(json, client.history("order-1").await.unwrap());
+
+    // While this process holds the store, --db says so and points at --url.
+    let held = wf(now, &["--db", &db, "list"]);
+    assert_eq!(held.code, 3, "{held:?}");
+    assert!(held.stderr.contains("in use by another process") && held.stderr.contains("--url"), "{}", held.stderr);
+    assert_eq!(held.stderr.lines().count(), 1, "one line: {}", held.stderr);
+
+    let admin = AdminServer::serve(client, "127.0.0.1:0".parse().unwrap(), AdminOptions::default()).await.unwrap();
+    let url = admin.url();
+    for ((cmd, _), db_out) in read_commands().into_iter().zip(&by_db) {
+        let mut args = vec!["--url".to_string(), url.clone()];
+        args.extend(cmd.iter().map(|s| s.to_string()));
+        let out = wf_async(now, args).await;
+        assert_eq!(&out, db_out, "wf {cmd:?} differs between --db and --url");
+    }
+
+    // Writes are refused by a read-only endpoint.
+    let refused = wf_async(now, vec!["--url".into(), url.clone(), "cancel".into(), "import-1".into()]).await;
+    assert_eq!(refused.code, 3, "{refused:?}");
+    assert!(refused.stderr.contains("read-only"), "{}", refused.stderr);
+    let missing = wf_async(now, vec!["--url".into(), url.clone(), "describe".into(), "nope".into()]).await;
+    assert_eq!(missing.code, 1, "{missing:?}");
+    assert_eq!(missing.stderr.trim(), r#"wf: workflow "nope" not found"#);
+    admin.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_commands_work_through_db_and_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = build_store(dir.path()).await;
+    let db = store_path(dir.path()).display().to_string();
+
+    let out = wf(now, &["--db", &db, "signal", "approval-1", "approve", "--json", r#"{"by":"ana"}"#]);
+    assert_eq!((out.code, out.stdout.as_str()), (0, "signal \"approve\" sent to \"approval-1\"\n"), "{out:?}");
+    let out = wf(now, &["--db", &db, "cancel", "import-1", "--reason", "operator"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let history = wf(now, &["--db", &db, "history", "approval-1"]);
+    assert!(
+        history.stdout.contains("SignalReceived") && history.stdout.contains(r#"approve {"by":"ana"}"#),
+        "{}",
+        history.stdout
+    );
+    let history = wf(now, &["--db", &db, "history", "import-1"]);
+    assert!(
+        history.stdout.lines().any(|l| l.contains("CancelRequested") && l.ends_with("operator")),
+        "{}",
+        history.stdout
+    );
+    let out = wf(now, &["--db", &db, "terminate", "reminder-1", "--reason", "x"]);
+    assert_eq!(out.code, 3, "already closed: {out:?}");
+    assert!(out.stderr.contains("already finished (cancelled)"), "{}", out.stderr);
+
+    let admin = AdminServer::serve(
+        open_client(dir.path()),
+        "127.0.0.1:0".parse().unwrap(),
+        AdminOptions::default().allow_writes(true),
+    )
+    .await
+    .unwrap();
+    let url = admin.url();
+    let run = |args: &[&str]| {
+        let mut v = vec!["--url".to_string(), url.clone()];
+        v.extend(args.iter().map(|s| s.to_string()));
+        wf_async(now, v)
+    };
+    let out = run(&["signal", "approval-1", "approve", "--json", "7"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = run(&["terminate", "approval-1", "--reason", "done by hand"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = run(&["describe", "approval-1"]).await;
+    assert!(out.stdout.contains("Status       terminated"), "{}", out.stdout);
+    assert!(out.stdout.contains("Terminated: done by hand"), "{}", out.stdout);
+    let out = run(&["signal", "approval-1", "approve", "--json", "{not json"]).await;
+    assert_eq!(out.code, 2, "bad payload is a usage error: {out:?}");
+    let out = run(&["cancel", "nope"]).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    admin.shutdown().await;
+}
+
+#[test]
+fn usage_errors_are_one_line_with_exit_code_2() {
+    let now = Timestamp(0);
+    let out = wf(now, &["list"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("--db PATH") && out.stderr.lines().count() == 1, "{}", out.stderr);
+    let out = wf(now, &["--db", "x", "frobnicate"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    let out = wf(now, &["--db", "/nonexistent/store", "list"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("no store at /nonexistent/store"), "{}", out.stderr);
+    for cmd in ["list", "describe", "history", "attempts", "tree", "cancel", "terminate", "signal"] {
+        let out = wf(now, &[cmd, "--help"]);
+        assert_eq!(out.code, 0, "{cmd} --help: {out:?}");
+        assert!(out.stdout.contains("Usage: wf"), "{cmd} --help: {}", out.stdout);
+    }
+    let out = wf(now, &["--help"]);
+    assert!(out.stdout.contains("Exit codes"), "{}", out.stdout);
+}
+
+#[test]
+fn unreachable_endpoint_is_reported_in_one_line() {
+    // Port 1 on loopback: nothing listens there in a test sandbox.
+    let out = wf(Timestamp(0), &["--url", "http://127.0.0.1:1", "list"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stderr.starts_with("wf: cannot reach the admin endpoint at http://127.0.0.1:1/"), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+}
