@@ -59,18 +59,52 @@ fn remove_staging(batch_dir: &Path, index: u32) {
     }
 }
 
-/// Starts attempt `attempt`'s staging file for chunk `index` with the first `resume.staged_bytes`
-/// bytes of the file named by the last heartbeat (or empty), and returns it open for appending.
-fn open_staging(batch_dir: &Path, index: u32, attempt: u32, resume: &EnrichHeartbeat) -> std::io::Result<File> {
-    let path = staging_path(batch_dir, index, attempt);
-    std::fs::create_dir_all(path.parent().expect("staging files are in a folder"))?;
-    if resume.attempt != attempt && resume.staged_bytes > 0 {
-        let previous = File::open(staging_path(batch_dir, index, resume.attempt))?;
-        let mut out = File::create(&path)?;
-        std::io::copy(&mut std::io::Read::take(previous, resume.staged_bytes), &mut out)?;
+/// The records an earlier attempt staged for chunk `index` that can be kept: the longest run of
+/// complete lines, in any staging file of the chunk, that are exactly the chunk's first users in
+/// order. Usually it reaches past the last heartbeat (heartbeats reach the store at most every
+/// half heartbeat timeout); a torn last line or a record for the wrong user ends it.
+fn staged_prefix(batch_dir: &Path, index: u32, users: &[User]) -> Option<(PathBuf, EnrichHeartbeat)> {
+    let prefix = format!("chunk-{index:05}.attempt-");
+    let mut best: Option<(PathBuf, EnrichHeartbeat)> = None;
+    for entry in std::fs::read_dir(batch_dir.join(".staging")).ok()?.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with(&prefix) {
+            continue;
+        }
+        let Ok(bytes) = std::fs::read(entry.path()) else { continue };
+        let mut found = EnrichHeartbeat { total: users.len() as u64, ..EnrichHeartbeat::default() };
+        for (line, user) in bytes.split_inclusive(|b| *b == b'\n').zip(users) {
+            let Some(json) = line.strip_suffix(b"\n") else { break };
+            let Ok(record) = serde_json::from_slice::<EnrichedRecord>(json) else { break };
+            if record.row != user.row || record.id != user.id {
+                break;
+            }
+            found.processed += 1;
+            found.staged_bytes += line.len() as u64;
+            if record.enriched {
+                found.enriched += 1;
+            } else {
+                found.fallback += 1;
+            }
+        }
+        if best.as_ref().is_none_or(|(_, b)| found.processed > b.processed) {
+            best = Some((entry.path(), found));
+        }
     }
-    let mut file = OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
-    // Records written after the last recorded heartbeat (maybe a torn line) are cut off.
+    best.filter(|(_, b)| b.processed > 0)
+}
+
+/// Opens attempt `attempt`'s staging file for chunk `index`, starting with the first
+/// `resume.staged_bytes` bytes of `from` (an earlier attempt's file, or this one's).
+fn open_staging(path: &Path, from: Option<&Path>, resume: &EnrichHeartbeat) -> std::io::Result<File> {
+    std::fs::create_dir_all(path.parent().expect("staging files are in a folder"))?;
+    if let Some(from) = from.filter(|f| *f != path) {
+        // Copied, not shared: the earlier attempt may still be running somewhere (a stalled
+        // worker whose lease expired) and must not write into this attempt's file.
+        let mut out = File::create(path)?;
+        std::io::copy(&mut std::io::Read::take(File::open(from)?, resume.staged_bytes), &mut out)?;
+    }
+    let mut file = OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+    // Anything after the kept records (a torn line) is cut off.
     file.set_len(resume.staged_bytes)?;
     file.seek(SeekFrom::End(0))?;
     Ok(file)
@@ -287,7 +321,8 @@ enum CallError {
 /// Enriches one chunk through the enrichment API, a bounded number of calls at a time. A
 /// failed call gives a fallback record; a chunk where every call fails to connect is a
 /// retryable failure (the API is down). Heartbeats `i/n processed` and, on a retried attempt,
-/// resumes after the records the last heartbeat covered.
+/// resumes after the records the earlier attempt staged: at least those its last heartbeat
+/// covered, and any complete records it wrote after that.
 #[derive(Clone)]
 pub struct EnrichChunk {
     http: reqwest::Client,
@@ -387,32 +422,29 @@ impl Activity for EnrichChunk {
         }
 
         let staging = staging_path(&input.batch_dir, index, attempt);
-        let fresh = EnrichHeartbeat { total, attempt, ..EnrichHeartbeat::default() };
-        // Resume only from a heartbeat that matches the chunk and whose staging file is there
-        // and long enough; otherwise start the chunk over.
-        let resumed = ctx.last_heartbeat::<EnrichHeartbeat>().filter(|h| {
-            h.total == total
-                && h.processed <= total
-                && std::fs::metadata(staging_path(&input.batch_dir, index, h.attempt))
-                    .is_ok_and(|m| m.len() >= h.staged_bytes)
-        });
-        let (mut state, mut file) = match resumed.map(|h| (open_staging(&input.batch_dir, index, attempt, &h), h)) {
-            Some((Ok(file), h)) => (EnrichHeartbeat { attempt, ..h }, file),
-            Some((Err(_), _)) | None => (
-                fresh.clone(),
-                open_staging(&input.batch_dir, index, attempt, &fresh).map_err(|e| io_error(staging.display(), e))?,
-            ),
+        let heartbeat = ctx.last_heartbeat::<EnrichHeartbeat>().filter(|h| h.total == total);
+        let kept = staged_prefix(&input.batch_dir, index, &users);
+        let mut state = EnrichHeartbeat { total, attempt, ..EnrichHeartbeat::default() };
+        let mut file = match kept.as_ref().map(|(from, k)| (open_staging(&staging, Some(from), k), k)) {
+            Some((Ok(file), k)) => {
+                state = EnrichHeartbeat { attempt, ..k.clone() };
+                file
+            }
+            Some((Err(_), _)) | None => {
+                open_staging(&staging, None, &state).map_err(|e| io_error(staging.display(), e))?
+            }
         };
         if let Some(a) = &self.audit {
             a.write(format_args!("enrich-start chunk={index} attempt={attempt} from={}", state.processed));
         }
-        if state.processed > 0 {
+        if state.processed > 0 || heartbeat.is_some() {
             info!(
                 chunk = index,
                 attempt,
                 resumed_at = state.processed,
+                last_heartbeat = heartbeat.map_or(0, |h| h.processed),
                 total,
-                "resuming chunk from its last heartbeat"
+                "resuming chunk after the records an earlier attempt staged"
             );
         }
         self.progress.records(index, state.processed, total);
@@ -747,6 +779,39 @@ mod tests {
         assert_eq!(out.enriched + out.fallback, 40);
         assert_eq!(out.fallback, full.iter().filter(|r| !r.enriched).count() as u64);
         assert!(std::fs::read_to_string(&audit_path).unwrap().contains("enrich-start chunk=0 attempt=2 from=15"));
+        api.stop().await;
+    }
+
+    #[tokio::test]
+    async fn records_staged_after_the_last_heartbeat_are_kept_when_they_match() {
+        let api = mock(0.1).await;
+        let f = fixture(40);
+        let (ctx, _h) = ActivityContext::for_test(EnrichChunk::NAME, None);
+        EnrichChunk::new(api.url()).run(ctx, input(&f)).await.unwrap();
+        let full = staged(&f, 1);
+        let path = staging_path(&f.batch_dir, 0, 1);
+        let lines: Vec<String> = std::fs::read_to_string(&path).unwrap().lines().map(|l| format!("{l}\n")).collect();
+        // The heartbeat covered 5 records; 25 complete ones made it to the file.
+        std::fs::write(&path, lines[..25].concat()).unwrap();
+        let hb = EnrichHeartbeat { processed: 5, total: 40, attempt: 1, ..EnrichHeartbeat::default() };
+        let audit_path = f.batch_dir.join("audit.log");
+        let (ctx, _h) = ActivityContext::for_test(EnrichChunk::NAME, Some(Payload::encode(&hb).unwrap()));
+        let enrich = EnrichChunk::new(api.url()).audit(Some(AuditLog::new(&audit_path)));
+        let out = enrich.run(ctx, input(&f)).await.unwrap();
+        assert_eq!(staged(&f, 2), full);
+        assert_eq!(out.fallback, full.iter().filter(|r| !r.enriched).count() as u64);
+        assert!(std::fs::read_to_string(&audit_path).unwrap().contains("attempt=2 from=25"));
+
+        // A record that is not the next user's ends what can be kept.
+        let mut wrong = lines[..25].concat();
+        wrong = wrong.replacen(&format!("\"id\":\"{}\"", full[10].id), "\"id\":\"someone-else\"", 1);
+        std::fs::remove_dir_all(f.batch_dir.join(".staging")).unwrap();
+        std::fs::create_dir_all(f.batch_dir.join(".staging")).unwrap();
+        std::fs::write(&path, wrong).unwrap();
+        let (ctx, _h) = ActivityContext::for_test(EnrichChunk::NAME, None);
+        enrich.run(ctx, input(&f)).await.unwrap();
+        assert_eq!(staged(&f, 1), full);
+        assert!(std::fs::read_to_string(&audit_path).unwrap().contains("attempt=1 from=10"));
         api.stop().await;
     }
 
