@@ -242,6 +242,7 @@ fn expand<'a>(
         let mut initiated: HashMap<Seq, (String, String)> = HashMap::new();
         // One node per command, even if a history records a child's start twice.
         let mut started: std::collections::HashSet<Seq> = std::collections::HashSet::new();
+        let mut children: Vec<(Seq, TreeNode)> = Vec::new();
         for e in &history {
             if *budget == 0 {
                 node.note.get_or_insert_with(|| "more children not shown".into());
@@ -260,24 +261,30 @@ fn expand<'a>(
                         Some(info) => node_of(&info, selected),
                         None => continue,
                     };
-                    node.children.push(child);
+                    children.push((*seq, child));
                 }
                 EventKind::ChildWorkflowStartFailed { seq, reason } => {
                     *budget -= 1;
                     let (workflow_id, workflow_type) = initiated.get(seq).cloned().unwrap_or_default();
-                    node.children.push(TreeNode {
-                        workflow_id,
-                        workflow_type,
-                        run_id: None,
-                        status: None,
-                        note: Some(format!("could not start: {reason}")),
-                        selected: false,
-                        children: Vec::new(),
-                    });
+                    children.push((
+                        *seq,
+                        TreeNode {
+                            workflow_id,
+                            workflow_type,
+                            run_id: None,
+                            status: None,
+                            note: Some(format!("could not start: {reason}")),
+                            selected: false,
+                            children: Vec::new(),
+                        },
+                    ));
                 }
                 _ => {}
             }
         }
+        // In command order: children start in whatever order the store got to them.
+        children.sort_by_key(|(seq, _)| *seq);
+        node.children = children.into_iter().map(|(_, c)| c).collect();
         for child in &mut node.children {
             expand(client, child, selected, depth + 1, budget).await?;
         }

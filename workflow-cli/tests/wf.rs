@@ -212,3 +212,14 @@ fn unreachable_endpoint_is_reported_in_one_line() {
     assert!(out.stderr.starts_with("wf: cannot reach the admin endpoint at http://127.0.0.1:1/"), "{}", out.stderr);
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
 }
+
+/// Writes the fixture store to `$WF_FIXTURE_DIR/db` for a manual session (the book's
+/// "when something goes wrong" section): `WF_FIXTURE_DIR=/tmp/fx cargo test -p workflow-cli
+/// --test wf -- --ignored keep_fixture_store`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "writes a store for a manual session"]
+async fn keep_fixture_store() {
+    let dir = std::path::PathBuf::from(std::env::var("WF_FIXTURE_DIR").expect("set WF_FIXTURE_DIR"));
+    std::fs::create_dir_all(&dir).unwrap();
+    build_store(&dir).await;
+}
