@@ -39,9 +39,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use workflow_core::Client;
 
-use crate::model::{self, ListQuery};
-#[allow(unused_imports)] // Named in the docs above.
-use crate::model::{RunDetails, TreeNode};
+use crate::model::{self, ListQuery, RunDetails, TreeNode};
 use crate::source::{ApiError, CancelBody, SignalBody, SourceError, TerminateBody};
 
 /// How the admin endpoint behaves.
