@@ -221,9 +221,10 @@ impl Store for KillSwitch {
         key: &TaskKey,
         token: LeaseToken,
         details: Option<Payload>,
+        now: Timestamp,
         until: Timestamp,
     ) -> Result<(), StoreError> {
-        self.inner.heartbeat(key, token, details, until).await
+        self.inner.heartbeat(key, token, details, now, until).await
     }
 
     async fn read_history(&self, run_id: &RunId, after: EventId) -> Result<Vec<Event>, StoreError> {

@@ -254,6 +254,7 @@ async fn a_parent_that_handles_a_child_failure_finishes_with_it_recorded() {
             assert_eq!(failures, vec![format!("p-b/child-1: {:?}", ChildEnd::Failed)]);
             let names: Vec<&'static str> = h.history().await.unwrap().iter().map(|e| e.kind.name()).collect();
             assert_eq!(names.iter().filter(|n| **n == "ChildWorkflowInitiated").count(), 2);
+            assert_eq!(names.iter().filter(|n| **n == "ChildWorkflowStarted").count(), 2, "each start recorded once");
             assert!(names.contains(&"ChildWorkflowFailed") && names.contains(&"ChildWorkflowCompleted"), "{names:?}");
         },
     )

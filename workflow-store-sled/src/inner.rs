@@ -267,6 +267,7 @@ impl Inner {
         key: &TaskKey,
         token: LeaseToken,
         details: Option<Payload>,
+        now: Timestamp,
         until: Timestamp,
     ) -> Result<(), StoreError> {
         let mut st = self.write();
@@ -275,7 +276,7 @@ impl Inner {
             if let Some(mut task) = self.trees.task(key)? {
                 if let TaskKind::Activity(a) = &mut task.kind {
                     a.heartbeat = Some(d);
-                    a.heartbeat_at = Some(until);
+                    a.heartbeat_at = Some(now);
                     // Not flushed: heartbeat details may be lost in a crash.
                     self.tree(T::Tasks).insert(key.0.as_bytes(), encode("task", &task)?).map_err(backend)?;
                 }

@@ -375,9 +375,10 @@ impl Store for SledStore {
         key: &TaskKey,
         token: LeaseToken,
         details: Option<Payload>,
+        now: Timestamp,
         until: Timestamp,
     ) -> Result<(), StoreError> {
-        self.inner.heartbeat(key, token, details, until)
+        self.inner.heartbeat(key, token, details, now, until)
     }
 
     async fn read_history(&self, run_id: &RunId, after: EventId) -> Result<Vec<Event>, StoreError> {

@@ -187,8 +187,8 @@ async fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let d = Some(Payload::encode(&at).unwrap());
                 same(
                     "heartbeat",
-                    mem.heartbeat(&key, token, d.clone(), secs(at)).await,
-                    sled.heartbeat(&key, token, d, secs(at)).await,
+                    mem.heartbeat(&key, token, d.clone(), secs(at), secs(at)).await,
+                    sled.heartbeat(&key, token, d, secs(at), secs(at)).await,
                 )?;
             }
             Op::Retain { before } => {

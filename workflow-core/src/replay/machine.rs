@@ -93,6 +93,11 @@ impl RunMachine {
         self.last_event_id
     }
 
+    /// Whether child `seq` is known to have started (its `ChildWorkflowStarted` was applied).
+    pub fn child_started(&self, seq: Seq) -> bool {
+        self.state.borrow().child_run_id(seq).is_some()
+    }
+
     /// The workflow id (empty before `WorkflowStarted` was applied).
     pub fn workflow_id(&self) -> String {
         self.state.borrow().workflow_id.clone()

@@ -224,6 +224,14 @@ impl RunState {
         }
     }
 
+    /// The run id of a started, still pending child.
+    pub(crate) fn child_run_id(&self, seq: Seq) -> Option<&RunId> {
+        match self.pending.get(&seq).map(|p| &p.kind) {
+            Some(PendingKind::Child { run_id, .. }) => run_id.as_ref(),
+            _ => None,
+        }
+    }
+
     /// Records the run id of a started child.
     pub(crate) fn child_started(&mut self, seq: Seq, run: &RunId) {
         if let Some(Pending { kind: PendingKind::Child { run_id, .. }, .. }) = self.pending.get_mut(&seq) {

@@ -281,7 +281,8 @@ async fn heartbeat_extends_lease(store: Arc<dyn Store>) {
     assert_eq!(v.len(), 1);
     let leased = v.remove(0);
     let until = T0.add(Duration::from_secs(30));
-    store.heartbeat(&leased.task.key, leased.token, Some(Payload::encode(&42).unwrap()), until).await.unwrap();
+    let beat_at = T0.add(Duration::from_secs(1));
+    store.heartbeat(&leased.task.key, leased.token, Some(Payload::encode(&42).unwrap()), beat_at, until).await.unwrap();
     assert!(
         store.lease_tasks(TaskQueue::Activity, T0.add(Duration::from_secs(20)), 5, "w2").await.unwrap().is_empty(),
         "a heartbeat extends the lease"
@@ -290,16 +291,16 @@ async fn heartbeat_extends_lease(store: Arc<dyn Store>) {
     let act = pending.iter().find(|p| p.task.key == leased.task.key).expect("listed");
     assert_eq!(act.lease.as_ref().map(|(o, _)| o.as_str()), Some("w1"), "list_tasks shows the lease owner");
     assert!(matches!(
-        store.heartbeat(&leased.task.key, leased.token + 999, None, until).await,
+        store.heartbeat(&leased.task.key, leased.token + 999, None, beat_at, until).await,
         Err(StoreError::LeaseLost { .. })
     ));
     let mut v = store.lease_tasks(TaskQueue::Activity, until.add(Duration::from_secs(1)), 5, "w2").await.unwrap();
     assert_eq!(v.len(), 1, "expired after the extended lease");
     match &v.remove(0).task.kind {
         TaskKind::Activity(a) => assert_eq!(
-            a.heartbeat,
-            Some(Payload::encode(&42).unwrap()),
-            "heartbeat details survive for the next attempt"
+            (a.heartbeat_at, a.heartbeat.clone()),
+            (Some(beat_at), Some(Payload::encode(&42).unwrap())),
+            "heartbeat details and their time survive for the next attempt"
         ),
         other => panic!("expected an activity task, got {other:?}"),
     }

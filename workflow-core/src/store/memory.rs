@@ -290,6 +290,7 @@ impl Store for MemoryStore {
         key: &TaskKey,
         token: LeaseToken,
         details: Option<Payload>,
+        now: Timestamp,
         until: Timestamp,
     ) -> Result<(), StoreError> {
         let mut g = self.lock();
@@ -301,7 +302,7 @@ impl Store for MemoryStore {
         }
         if let (TaskKind::Activity(a), Some(d)) = (&mut row.task.kind, details) {
             a.heartbeat = Some(d);
-            a.heartbeat_at = Some(until);
+            a.heartbeat_at = Some(now);
         }
         g.index_insert(key);
         Ok(())

@@ -74,13 +74,15 @@ pub trait Store: Send + Sync + 'static {
     /// When the next task of `queue` becomes visible (or its lease expires).
     async fn next_due(&self, queue: TaskQueue) -> Result<Option<Timestamp>, StoreError>;
 
-    /// Records heartbeat details on a leased activity task and extends its lease to `until`.
+    /// Records heartbeat details (made at `now`) on a leased activity task and extends its
+    /// lease to `until`.
     /// [`StoreError::LeaseLost`] tells the attempt it was cancelled or taken over.
     async fn heartbeat(
         &self,
         key: &TaskKey,
         token: LeaseToken,
         details: Option<Payload>,
+        now: Timestamp,
         until: Timestamp,
     ) -> Result<(), StoreError>;
 

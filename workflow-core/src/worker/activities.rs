@@ -368,7 +368,7 @@ async fn heartbeat_pump(
             let details = shared.latest.lock().unwrap_or_else(|e| e.into_inner()).clone();
             dirty = false;
             last_sent = Some(now);
-            match inner.store.heartbeat(&leased.task.key, leased.token, details, now.add(lease)).await {
+            match inner.store.heartbeat(&leased.task.key, leased.token, details, now, now.add(lease)).await {
                 Ok(()) => {}
                 Err(StoreError::LeaseLost { .. }) => {
                     shared.cancel();

@@ -24,8 +24,8 @@ pub(crate) struct ExecState {
 /// The result of advancing a run.
 pub(crate) enum Advance {
     /// New events to commit after `base` (the last event id the machine had seen before the
-    /// extra inputs).
-    Ready { activation: Activation, base: EventId },
+    /// extra inputs); `inputs` are the extra inputs applied (a repeated child start is dropped).
+    Ready { activation: Activation, base: EventId, inputs: Vec<EventKind> },
     /// The extra inputs refer to work that is no longer pending (cancelled, already recorded).
     Stale,
 }
@@ -74,6 +74,13 @@ impl ExecState {
                 return Ok(Advance::Stale);
             }
         }
+        // A child's start may be delivered again with its end (the end can overtake the start's
+        // own task); record it once.
+        let extra: Vec<EventKind> = extra
+            .iter()
+            .filter(|k| !matches!(k, EventKind::ChildWorkflowStarted { seq, .. } if machine.child_started(*seq)))
+            .cloned()
+            .collect();
         let extra_events: Vec<Event> = extra
             .iter()
             .enumerate()
@@ -82,7 +89,7 @@ impl ExecState {
         machine.apply(&extra_events)?;
         let activation = machine.take_activation();
         self.cache.put(run_id.clone(), machine);
-        Ok(Advance::Ready { activation, base })
+        Ok(Advance::Ready { activation, base, inputs: extra })
     }
 
     /// Answers a query from the cached run when it is up to date with `history`, else from a

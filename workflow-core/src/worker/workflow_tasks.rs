@@ -144,14 +144,14 @@ async fn process_run_inner(inner: &Inner, run_id: RunId, trigger: Trigger) {
         }
         let now = inner.clock.now();
         let (extra, extra_seq) = trigger.inputs();
-        let (r, extra2) = (run_id.clone(), extra.clone());
+        let r = run_id.clone();
         let advance = inner.executor.call(move |s| {
-            let adv = s.advance(&r, &workflow_type, &history, &extra2, now, extra_seq);
+            let adv = s.advance(&r, &workflow_type, &history, &extra, now, extra_seq);
             (adv, s.workflow_id(&r).unwrap_or(workflow_id))
         });
         let (advance, workflow_id) = advance;
         tracing::Span::current().record("workflow_id", workflow_id.as_str());
-        let (activation, base) = match advance {
+        let (activation, base, extra) = match advance {
             Err(e) => {
                 evict(inner, &run_id);
                 on_task_failure(inner, &run_id, trigger, e).await;
@@ -162,7 +162,7 @@ async fn process_run_inner(inner: &Inner, run_id: RunId, trigger: Trigger) {
                 let _ = complete_only(inner, &run_id, &trigger).await;
                 return;
             }
-            Ok(Advance::Ready { activation, base }) => (activation, base),
+            Ok(Advance::Ready { activation, base, inputs }) => (activation, base, inputs),
         };
         let mut new_events = activation.new_events;
         let cap = inner.options.limits.max_history_events;
