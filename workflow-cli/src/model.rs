@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use workflow_core::store::{AttemptRecord, PendingTask, RunFilter, RunInfo, RunStatus, Task, TaskKind};
+use workflow_core::store::{AttemptRecord, PendingTask, RunFilter, RunInfo, RunStatus, Task};
 use workflow_core::{Client, ControlError, EventKind, RunId, Seq, Timestamp};
 
 /// Which runs `wf list` shows (the query string of `GET /api/runs`).
@@ -78,17 +78,7 @@ impl From<PendingTask> for PendingView {
             Some((owner, until)) => (Some(owner), Some(until)),
             None => (None, None),
         };
-        let mut task = p.task;
-        // `Store::heartbeat` records the extended lease expiry as the heartbeat time (it is not
-        // given the current time); the worker extends the lease by exactly `lease_duration`
-        // from the heartbeat, so when the two match, the heartbeat happened that much earlier.
-        if let TaskKind::Activity(a) = &mut task.kind {
-            if a.heartbeat_at.is_some() && a.heartbeat_at == lease_expires_at {
-                a.heartbeat_at =
-                    a.heartbeat_at.map(|t| Timestamp(t.0.saturating_sub(task.lease_duration.as_millis() as u64)));
-            }
-        }
-        PendingView { task, lease_owner, lease_expires_at }
+        PendingView { task: p.task, lease_owner, lease_expires_at }
     }
 }
 
