@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release -p benches --bin workloads                  # full sizes
 //! cargo run --release -p benches --bin workloads -- --quick       # small sizes (CI)
-//! cargo run --release -p benches --bin workloads -- --only w1,w2  # some workloads
+//! cargo run --release -p benches --bin workloads -- --only w1,w2 --store sled  # some
 //! ```
 
 use std::path::PathBuf;
@@ -16,7 +16,7 @@ use benches::stores::StoreKind;
 use benches::workloads::batch;
 use benches::workloads::{parked, recovery, replay, sequential, throughput, Sizes};
 
-const USAGE: &str = "usage: workloads [--quick] [--only w1,w2,w3,w4,w5,replay]";
+const USAGE: &str = "usage: workloads [--quick] [--only w1,w2,w3,w4,w5,replay] [--store memory|sled]";
 const ALL: [&str; 6] = ["w1", "w2", "w3", "w4", "w5", "replay"];
 
 fn main() -> ExitCode {
@@ -39,6 +39,7 @@ fn main() -> ExitCode {
 async fn runner(args: &[String]) -> anyhow::Result<()> {
     let mut quick = false;
     let mut only: Vec<String> = ALL.iter().map(|s| s.to_string()).collect();
+    let mut stores: Vec<StoreKind> = StoreKind::ALL.to_vec();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -49,6 +50,11 @@ async fn runner(args: &[String]) -> anyhow::Result<()> {
                 if let Some(bad) = only.iter().find(|w| !ALL.contains(&w.as_str())) {
                     anyhow::bail!("unknown workload {bad:?}\n{USAGE}");
                 }
+            }
+            "--store" => {
+                let name = it.next().ok_or_else(|| anyhow::anyhow!("--store needs a name\n{USAGE}"))?;
+                let kind = StoreKind::parse(name).ok_or_else(|| anyhow::anyhow!("unknown store {name:?}\n{USAGE}"))?;
+                stores = vec![kind];
             }
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -61,7 +67,7 @@ async fn runner(args: &[String]) -> anyhow::Result<()> {
     let wants = |w: &str| only.iter().any(|o| o == w);
     let mut rows: Vec<Row> = Vec::new();
     let began = Instant::now();
-    for kind in StoreKind::ALL {
+    for &kind in &stores {
         if wants("w1") {
             step(&mut rows, "W1", kind, sequential::run(kind, sizes.w1_activities).await)?;
         }
@@ -69,18 +75,18 @@ async fn runner(args: &[String]) -> anyhow::Result<()> {
             step(&mut rows, "W2", kind, throughput::run(kind, sizes.w2_workflows).await)?;
         }
     }
-    if wants("w3") {
+    if wants("w3") && stores.contains(&StoreKind::SledDurable) {
         #[cfg(feature = "batch")]
         step(&mut rows, "W3", StoreKind::SledDurable, batch::run(sizes.w3_rows, sizes.w3_large_rows).await)?;
         #[cfg(not(feature = "batch"))]
         rows.push(Row::new("W3 batch", "-", "skipped: built without the `batch` feature", "-"));
     }
-    for kind in StoreKind::ALL {
+    for &kind in &stores {
         if wants("w4") {
             step(&mut rows, "W4", kind, parked::run(kind, sizes.w4_parked).await)?;
         }
     }
-    for kind in StoreKind::ALL {
+    for &kind in &stores {
         if wants("w5") {
             step(&mut rows, "W5", kind, recovery::run(kind, sizes.w5_workflows).await)?;
         }

@@ -132,14 +132,23 @@ pub async fn run(rows: u64, large: Option<u64>) -> anyhow::Result<Vec<Row>> {
     let mock = MockApi::start(MockApiOptions::default().failure_rate(0.1).latency(Duration::ZERO)).await?;
     let url = mock.url();
     let csv = sample(tmp.path(), rows)?;
-    let (base, base_rows) = baseline(&csv, &tmp.path().join("baseline"), &url).await?;
-    let (dur, dur_rows) = durable(&csv, &tmp.path().join("durable"), &tmp.path().join("db"), &url).await?;
+    // Best of two runs each, alternating, so that neither side pays alone for a cold page
+    // cache, a cold mock server or new connections.
+    let (mut base, mut dur) = (Duration::MAX, Duration::MAX);
+    let (mut base_rows, mut dur_rows) = (0, 0);
+    for i in 0..2 {
+        let (t, n) = baseline(&csv, &tmp.path().join(format!("baseline-{i}")), &url).await?;
+        (base, base_rows) = (base.min(t), n);
+        let (t, n) =
+            durable(&csv, &tmp.path().join(format!("durable-{i}")), &tmp.path().join(format!("db-{i}")), &url).await?;
+        (dur, dur_rows) = (dur.min(t), n);
+    }
     anyhow::ensure!(base_rows == dur_rows, "W3: baseline wrote {base_rows} rows, the batch {dur_rows}");
     let ratio = dur.as_secs_f64() / base.as_secs_f64();
     let size = format!("{} rows", grouped(rows as f64));
     let mut out = vec![
-        Row::new("W3 batch", "-", format!("baseline, plain tokio ({size})"), human(base)),
-        Row::new("W3 batch", "sled", format!("durable batch ({size})"), human(dur)),
+        Row::new("W3 batch", "-", format!("baseline, plain tokio ({size}, best of 2)"), human(base)),
+        Row::new("W3 batch", "sled", format!("durable batch ({size}, best of 2)"), human(dur)),
         Row::new("W3 batch", "sled", "durable / baseline", format!("{ratio:.2} x")).target("≤ 1.25 x", ratio <= 1.25),
         Row::new("W3 batch", "sled", "durable rows/s", grouped(rate(dur_rows, dur))),
     ];
