@@ -687,3 +687,63 @@ async fn cancelling_a_parent_cancels_its_running_children() {
         drop(w);
     }
 }
+
+/// Runs `Flaky` as a child with a retry policy.
+struct RetryingParent;
+impl Workflow for RetryingParent {
+    const NAME: &'static str = "retrying_parent";
+    type Input = ();
+    type Output = u32;
+    async fn run(ctx: WorkflowContext, _: ()) -> Result<u32, WorkflowError> {
+        let opts = ChildWorkflowOptions::default()
+            .id("flaky-child")
+            .retry_policy(RetryPolicy::default().initial_interval(Duration::from_secs(10)).maximum_attempts(3));
+        Ok(ctx.child_with::<Flaky>((), opts).await?)
+    }
+}
+
+/// Starts a continue-as-new chain as a child, then finishes early.
+struct ShortParent;
+impl Workflow for ShortParent {
+    const NAME: &'static str = "short_parent";
+    type Input = ();
+    type Output = ();
+    async fn run(ctx: WorkflowContext, _: ()) -> Result<(), WorkflowError> {
+        let _chain = ctx.child_with::<Restarting>(0, ChildWorkflowOptions::default().id("chain"));
+        ctx.sleep(Duration::from_secs(25)).await?;
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn child_retry_policies_and_policies_that_follow_a_childs_chain_of_runs() {
+    let (store, clock) = setup();
+    let calls = Arc::new(AtomicU32::new(0));
+    let mut w = Worker::new(store.clone(), WorkerOptions::default()).with_clock(clock.clone());
+    w.register_workflow::<RetryingParent>().unwrap();
+    w.register_workflow::<ShortParent>().unwrap();
+    w.register_workflow::<Flaky>().unwrap();
+    w.register_workflow::<Restarting>().unwrap();
+    w.register_activity(Inc).unwrap();
+    w.register_activity(FailsAtFirst { calls, fail_first: 2 }).unwrap();
+    let w = w.start().unwrap();
+    let client = w.client();
+
+    let h = client.start::<RetryingParent>("rp", (), StartOptions::default()).await.unwrap();
+    assert_eq!(h.result().await.unwrap(), 3, "the child's third run succeeds");
+    let child_runs = client.list(&RunFilter::default().workflow_type("flaky_wf")).await.unwrap();
+    assert_eq!(child_runs.len(), 3);
+    let parent = h.history().await.unwrap();
+    assert_eq!(parent.iter().filter(|e| matches!(e.kind, EventKind::ChildWorkflowCompleted { .. })).count(), 1);
+    assert!(
+        !parent.iter().any(|e| matches!(e.kind, EventKind::ChildWorkflowFailed { .. })),
+        "only the last run reports"
+    );
+
+    client.start::<ShortParent>("sp", (), StartOptions::default()).await.unwrap().result().await.unwrap();
+    let chain = client.describe("chain").await.unwrap().info;
+    assert_eq!(chain.status, RunStatus::Terminated, "the policy reached the chain's current run");
+    assert!(chain.failure.unwrap().message.contains("parent close policy, parent sp"));
+    let runs = client.list(&RunFilter::default().workflow_type("restarting")).await.unwrap();
+    assert_eq!(runs.len(), 3, "two runs continued as new before the parent closed");
+}

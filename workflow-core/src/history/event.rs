@@ -244,6 +244,9 @@ pub enum EventKind {
         input: Payload,
         /// What happens to it when this run closes.
         parent_close_policy: ParentClosePolicy,
+        /// Its retry policy and timeouts.
+        #[serde(default, skip_serializing_if = "RunStart::is_plain")]
+        start: RunStart,
     },
     /// The child run was created.
     ChildWorkflowStarted {

@@ -471,8 +471,8 @@ fn command_event(cmd: Command) -> EventKind {
         Command::StartTimer { seq, fire_at } => EventKind::TimerStarted { seq, fire_at },
         Command::RecordSideEffect { seq, value } => EventKind::SideEffectRecorded { seq, value },
         Command::RecordPatch { seq, patch_id } => EventKind::PatchMarker { seq, patch_id },
-        Command::StartChild { seq, workflow_type, workflow_id, input, parent_close_policy } => {
-            EventKind::ChildWorkflowInitiated { seq, workflow_type, workflow_id, input, parent_close_policy }
+        Command::StartChild { seq, workflow_type, workflow_id, input, parent_close_policy, start } => {
+            EventKind::ChildWorkflowInitiated { seq, workflow_type, workflow_id, input, parent_close_policy, start }
         }
     }
 }

@@ -37,6 +37,7 @@ pub(crate) enum Command {
         workflow_id: String,
         input: Payload,
         parent_close_policy: ParentClosePolicy,
+        start: crate::history::RunStart,
     },
 }
 

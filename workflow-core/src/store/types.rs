@@ -346,6 +346,9 @@ pub struct StartChildTask {
     pub workflow_id: String,
     /// Its input.
     pub input: Payload,
+    /// Its retry policy and timeouts.
+    #[serde(default)]
+    pub start: RunStart,
 }
 
 /// A unit of work with a visibility time.

@@ -84,6 +84,7 @@ async fn start_outcome(inner: &Inner, st: &StartChildTask, parent: &ParentRef) -
     let now = inner.clock.now();
     let run = NewRun::new(run_id.clone(), &st.workflow_type, &st.workflow_id, st.input.clone(), now)
         .parent(Some(parent.clone()))
+        .start(st.start.clone())
         .seed(uuid::Uuid::new_v4().as_u64_pair().0);
     match inner.store.create_run(run).await {
         Ok(()) => Ok(EventKind::ChildWorkflowStarted { seq, run_id }),
@@ -157,7 +158,7 @@ pub(crate) async fn apply_parent_close(
     policy: ParentClosePolicy,
     parent_workflow_id: String,
 ) {
-    let run_id = task.task.run_id.clone();
+    let run_id = closing::chain_head(&*inner.store, &task.task.run_id).await.unwrap_or(task.task.run_id.clone());
     let now = inner.clock.now();
     let done = (task.task.key.clone(), task.token);
     let result = match policy {
@@ -179,7 +180,8 @@ pub(crate) async fn apply_parent_close(
 /// Asks this task's run to cancel (its parent was cancelled).
 pub(crate) async fn request_cancel(inner: &Inner, task: LeasedTask, reason: String) {
     let done = (task.task.key.clone(), task.token);
-    let result = append_cancel_request(inner, &task.task.run_id, reason, done).await;
+    let run_id = closing::chain_head(&*inner.store, &task.task.run_id).await.unwrap_or(task.task.run_id.clone());
+    let result = append_cancel_request(inner, &run_id, reason, done).await;
     finish_run_task(inner, &task, result).await;
 }
 

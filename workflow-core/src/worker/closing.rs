@@ -147,6 +147,24 @@ pub(crate) async fn close_run(
     store.append(req).await.map(|_| ())
 }
 
+/// The latest run of the chain that `run_id` begins (continue-as-new, retries): policies and
+/// cancellation aimed at a child's first run reach the run that is open now.
+pub(crate) async fn chain_head(store: &dyn Store, run_id: &RunId) -> Result<RunId, crate::error::StoreError> {
+    let mut id = run_id.clone();
+    loop {
+        let Some(info) = store.get_run(&id).await? else { return Ok(id) };
+        if !info.status.is_closed() {
+            return Ok(id);
+        }
+        let last = store.read_history(&id, info.last_event_id.saturating_sub(1)).await?;
+        id = match last.last().map(|e| &e.kind) {
+            Some(EventKind::WorkflowContinuedAsNew { new_run_id, .. }) => new_run_id.clone(),
+            Some(EventKind::WorkflowFailed { next_run: Some(next), .. }) => next.clone(),
+            _ => return Ok(id),
+        };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,6 +205,7 @@ mod tests {
                 workflow_id: "c0".into(),
                 input: Payload::null(),
                 parent_close_policy: ParentClosePolicy::Terminate,
+                start: RunStart::plain(),
             },
             EventKind::ChildWorkflowStarted { seq: 0, run_id: RunId("c0-run".into()) },
             EventKind::ChildWorkflowInitiated {
@@ -195,6 +214,7 @@ mod tests {
                 workflow_id: "c1".into(),
                 input: Payload::null(),
                 parent_close_policy: ParentClosePolicy::Abandon,
+                start: RunStart::plain(),
             },
             EventKind::ChildWorkflowStarted { seq: 1, run_id: RunId("c1-run".into()) },
             EventKind::ChildWorkflowInitiated {
@@ -203,6 +223,7 @@ mod tests {
                 workflow_id: "c2".into(),
                 input: Payload::null(),
                 parent_close_policy: ParentClosePolicy::RequestCancel,
+                start: RunStart::plain(),
             },
             EventKind::ChildWorkflowStarted { seq: 2, run_id: RunId("c2-run".into()) },
             EventKind::ChildWorkflowCompleted { seq: 2, result: Payload::null() },

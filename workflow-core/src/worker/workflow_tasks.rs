@@ -304,7 +304,7 @@ pub(crate) fn task_ops(run_id: &RunId, workflow_id: &str, now: Timestamp, events
                 lease_duration: Duration::from_secs(60),
                 kind: TaskKind::Timer { seq: *seq },
             })),
-            EventKind::ChildWorkflowInitiated { seq, workflow_type, workflow_id: child_id, input, .. } => {
+            EventKind::ChildWorkflowInitiated { seq, workflow_type, workflow_id: child_id, input, start, .. } => {
                 Some(TaskOp::Upsert(Task {
                     key: TaskKey::start_child(run_id, *seq),
                     run_id: run_id.clone(),
@@ -316,6 +316,7 @@ pub(crate) fn task_ops(run_id: &RunId, workflow_id: &str, now: Timestamp, events
                         workflow_type: workflow_type.clone(),
                         workflow_id: child_id.clone(),
                         input: input.clone(),
+                        start: start.clone(),
                     })),
                 }))
             }

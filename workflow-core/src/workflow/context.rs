@@ -317,12 +317,37 @@ pub struct ChildWorkflowOptions {
     pub id: Option<String>,
     /// What happens to the child when the parent closes. Default: terminate it.
     pub parent_close_policy: ParentClosePolicy,
+    /// Retry the child as a whole: a failed child run is followed by a new run after the
+    /// policy's backoff; the parent sees the last run's outcome. Default: no retries.
+    pub retry_policy: Option<crate::RetryPolicy>,
+    /// Close a child run as timed out after this long. Default: no limit.
+    pub run_timeout: Option<Duration>,
+    /// Close the child as timed out when all its runs take longer than this. Default: no limit.
+    pub execution_timeout: Option<Duration>,
 }
 
 impl ChildWorkflowOptions {
     /// Sets the child's workflow id.
     pub fn id(mut self, id: impl Into<String>) -> Self {
         self.id = Some(id.into());
+        self
+    }
+
+    /// Sets the child's retry policy.
+    pub fn retry_policy(mut self, p: crate::RetryPolicy) -> Self {
+        self.retry_policy = Some(p);
+        self
+    }
+
+    /// Sets the child's run timeout.
+    pub fn run_timeout(mut self, d: Duration) -> Self {
+        self.run_timeout = Some(d);
+        self
+    }
+
+    /// Sets the child's execution timeout.
+    pub fn execution_timeout(mut self, d: Duration) -> Self {
+        self.execution_timeout = Some(d);
         self
     }
 
@@ -354,6 +379,13 @@ impl WorkflowContext {
         };
         let checked = crate::ids::validate_id("child workflow id", &workflow_id, s.limits.max_id_bytes)
             .map_err(|e| e.to_string())
+            .and_then(|_| options.retry_policy.as_ref().map_or(Ok(()), |p| p.validate().map_err(|e| e.to_string())))
+            .and_then(|_| match (options.run_timeout, options.execution_timeout) {
+                (Some(Duration::ZERO), _) | (_, Some(Duration::ZERO)) => {
+                    Err("child timeouts must be above zero (or unset)".to_string())
+                }
+                _ => Ok(()),
+            })
             .and_then(|_| Payload::encode(&input).map_err(|e| e.to_string()))
             .and_then(|p| {
                 p.check_size(&format!("input of child workflow {}", W::NAME), s.limits.max_payload_bytes)
@@ -372,12 +404,19 @@ impl WorkflowContext {
                 };
             }
         };
+        let start = crate::history::RunStart {
+            retry_policy: options.retry_policy.clone(),
+            run_timeout: options.run_timeout,
+            execution_deadline: options.execution_timeout.map(|t| s.now.add(t)),
+            ..crate::history::RunStart::plain()
+        };
         s.issue(Command::StartChild {
             seq,
             workflow_type: W::NAME.into(),
             workflow_id,
             input,
             parent_close_policy: options.parent_close_policy,
+            start,
         });
         drop(s);
         ChildFuture { state: self.state.clone(), seq, rejected: None, _out: PhantomData }
