@@ -1,9 +1,10 @@
 //! The workflow executor thread: owns the cache of run machines and polls workflow code
 //! outside the tokio runtime, so tokio calls in workflow code fail at once.
 
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 
 use lru::LruCache;
@@ -15,8 +16,14 @@ use crate::ids::{EventId, RunId, Seq};
 use crate::options::Limits;
 use crate::replay::{Activation, RunMachine};
 
+/// The last event id of each cached run, readable without a round trip to the executor
+/// thread. Only the executor writes it, as it caches and evicts runs; a reader may see a value
+/// that is about to change, which costs a retry, never correctness.
+pub(crate) type Known = Arc<Mutex<HashMap<RunId, EventId>>>;
+
 pub(crate) struct ExecState {
     cache: LruCache<RunId, RunMachine>,
+    known: Known,
     registry: Arc<Registry>,
     limits: Limits,
 }
@@ -25,41 +32,70 @@ pub(crate) struct ExecState {
 pub(crate) enum Advance {
     /// New events to commit after `base` (the last event id the machine had seen before the
     /// extra inputs); `inputs` are the extra inputs applied (a repeated child start is dropped).
-    Ready { activation: Activation, base: EventId, inputs: Vec<EventKind> },
+    Ready { activation: Activation, base: EventId, inputs: Vec<EventKind>, workflow_id: String },
     /// The extra inputs refer to work that is no longer pending (cancelled, already recorded).
     Stale,
+    /// The history given does not reach back to the cached run's last event (it was evicted,
+    /// or never cached): read it from the start.
+    NeedHistory,
 }
 
 impl ExecState {
-    pub(crate) fn last_event_id(&self, run_id: &RunId) -> Option<EventId> {
-        self.cache.peek(run_id).map(RunMachine::last_event_id)
+    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, EventId>> {
+        self.known.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn workflow_id(&self, run_id: &RunId) -> Option<String> {
-        self.cache.peek(run_id).map(RunMachine::workflow_id)
+    fn put(&mut self, run_id: RunId, machine: RunMachine) {
+        let last = machine.last_event_id();
+        let evicted = self.cache.push(run_id.clone(), machine);
+        let mut known = self.known();
+        if let Some((old, _)) = evicted.filter(|(old, _)| *old != run_id) {
+            known.remove(&old);
+        }
+        known.insert(run_id, last);
+    }
+
+    fn pop(&mut self, run_id: &RunId) -> Option<RunMachine> {
+        self.known().remove(run_id);
+        self.cache.pop(run_id)
     }
 
     pub(crate) fn evict(&mut self, run_id: &RunId) {
-        self.cache.pop(run_id);
+        self.pop(run_id);
     }
 
-    /// Applies `history` (a delta after the cached machine's last event, or the whole
-    /// history), then `extra` inputs not yet stored, and returns what is new.
+    /// Applies `history` (the events after `after`: a delta for a cached run, the whole
+    /// history otherwise), then `extra` inputs not yet stored, and returns what is new.
     pub(crate) fn advance(
         &mut self,
         run_id: &RunId,
-        workflow_type: &str,
+        after: EventId,
         history: &[Event],
         extra: &[EventKind],
         extra_time: crate::time::Timestamp,
         extra_seq: Option<Seq>,
     ) -> Result<Advance, WorkflowTaskError> {
-        let mut machine = match self.cache.pop(run_id) {
-            Some(m) => m,
+        let mut machine = match self.pop(run_id) {
+            Some(m) if after <= m.last_event_id() => m,
+            Some(m) => {
+                self.put(run_id.clone(), m);
+                return Ok(Advance::NeedHistory);
+            }
+            None if after > 0 => return Ok(Advance::NeedHistory),
             None => {
+                let workflow_type = match history.first().map(|e| &e.kind) {
+                    Some(EventKind::WorkflowStarted { workflow_type, .. }) => workflow_type,
+                    _ => {
+                        return Err(WorkflowTaskError::MalformedHistory {
+                            run_id: run_id.clone(),
+                            event_id: 1,
+                            reason: "history does not start with WorkflowStarted".into(),
+                        })
+                    }
+                };
                 let f = *self.registry.workflows.get(workflow_type).ok_or_else(|| {
                     WorkflowTaskError::UnknownWorkflowType {
-                        workflow_type: workflow_type.to_string(),
+                        workflow_type: workflow_type.clone(),
                         registered: self.registry.workflow_names(),
                     }
                 })?;
@@ -70,7 +106,7 @@ impl ExecState {
         let base = machine.last_event_id();
         if let Some(seq) = extra_seq {
             if machine.is_closed() || !machine.is_pending(seq) {
-                self.cache.put(run_id.clone(), machine);
+                self.put(run_id.clone(), machine);
                 return Ok(Advance::Stale);
             }
         }
@@ -88,8 +124,9 @@ impl ExecState {
             .collect();
         machine.apply(&extra_events)?;
         let activation = machine.take_activation();
-        self.cache.put(run_id.clone(), machine);
-        Ok(Advance::Ready { activation, base, inputs: extra })
+        let workflow_id = machine.workflow_id();
+        self.put(run_id.clone(), machine);
+        Ok(Advance::Ready { activation, base, inputs: extra, workflow_id })
     }
 
     /// Answers a query from the cached run when it is up to date with `history`, else from a
@@ -116,16 +153,17 @@ impl ExecState {
     }
 
     /// Feeds events a workflow task committed back into the machine, so that it knows them as
-    /// recorded.
-    pub(crate) fn committed(&mut self, run_id: &RunId, events: &[Event]) -> Result<(), WorkflowTaskError> {
-        if let Some(m) = self.cache.get_mut(run_id) {
-            let r = m.apply(events);
-            if r.is_err() || m.is_closed() {
-                self.cache.pop(run_id);
+    /// recorded. A closed run leaves the cache; so does one that disagrees (it is replayed from
+    /// the store next time).
+    pub(crate) fn committed(&mut self, run_id: &RunId, events: &[Event]) {
+        let Some(mut m) = self.pop(run_id) else { return };
+        match m.apply(events) {
+            Ok(()) if !m.is_closed() => self.put(run_id.clone(), m),
+            Ok(()) => {}
+            Err(e) => {
+                tracing::warn!(run_id = %run_id, error = %e, "cached run disagreed with its committed events; evicted")
             }
-            r?;
         }
-        Ok(())
     }
 }
 
@@ -137,19 +175,24 @@ pub(crate) struct Executor {
 }
 
 impl Executor {
-    pub(crate) fn spawn(registry: Arc<Registry>, limits: Limits, cache_size: usize) -> Executor {
+    pub(crate) fn spawn(registry: Arc<Registry>, limits: Limits, cache_size: usize, known: Known) -> Executor {
         let (tx, rx) = mpsc::channel::<Job>();
         let cap = NonZeroUsize::new(cache_size.max(1)).expect("max(1) is non-zero");
         thread::Builder::new()
             .name("workflow-executor".into())
             .spawn(move || {
-                let mut state = ExecState { cache: LruCache::new(cap), registry, limits };
+                let mut state = ExecState { cache: LruCache::new(cap), known, registry, limits };
                 while let Ok(job) = rx.recv() {
                     job(&mut state);
                 }
             })
             .expect("spawning the workflow executor thread");
         Executor { tx }
+    }
+
+    /// Runs `f` on the executor thread without waiting. Jobs run in the order they were sent.
+    pub(crate) fn send(&self, f: impl FnOnce(&mut ExecState) + Send + 'static) {
+        self.tx.send(Box::new(f)).expect("workflow executor thread is alive");
     }
 
     /// Runs `f` on the executor thread and waits for its result. Blocks the calling thread

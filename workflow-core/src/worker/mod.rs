@@ -186,7 +186,9 @@ impl Worker {
     pub fn start(self) -> Result<RunningWorker, WorkerError> {
         self.options.validate()?;
         let registry = Arc::new(self.registry);
-        let executor = Executor::spawn(registry.clone(), self.options.limits.clone(), self.options.max_cached_runs);
+        let known = executor::Known::default();
+        let executor =
+            Executor::spawn(registry.clone(), self.options.limits.clone(), self.options.max_cached_runs, known.clone());
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let inner = Arc::new(Inner {
             store: self.store,
@@ -196,6 +198,7 @@ impl Worker {
             options: self.options,
             registry,
             executor,
+            known,
             run_locks: Mutex::new(HashMap::new()),
             shutdown: shutdown_rx,
             inflight: Mutex::new(JoinSet::new()),
@@ -218,6 +221,8 @@ pub(crate) struct Inner {
     pub(crate) options: WorkerOptions,
     pub(crate) registry: Arc<Registry>,
     executor: Executor,
+    /// The last event id of each cached run (see [`executor::Known`]).
+    known: executor::Known,
     run_locks: Mutex<HashMap<RunId, Arc<tokio::sync::Mutex<()>>>>,
     workflow_permits: Arc<Semaphore>,
     activity_permits: Arc<Semaphore>,
@@ -231,6 +236,11 @@ fn inner_set(inner: &Inner) -> std::sync::MutexGuard<'_, JoinSet<()>> {
 }
 
 impl Inner {
+    /// The last event id of `run_id` in the cache, or 0 when it is not cached.
+    fn known_last(&self, run_id: &RunId) -> crate::ids::EventId {
+        self.known.lock().unwrap_or_else(|e| e.into_inner()).get(run_id).copied().unwrap_or(0)
+    }
+
     fn is_shutting_down(&self) -> bool {
         *self.shutdown.borrow()
     }

@@ -105,10 +105,10 @@ pub(crate) async fn process_run(inner: &Inner, run_id: RunId, trigger: Trigger) 
 
 async fn process_run_inner(inner: &Inner, run_id: RunId, trigger: Trigger) {
     let _lock = inner.lock_run(&run_id).await;
-    for _ in 0..8 {
-        let r = run_id.clone();
-        let cached = inner.executor.call(move |s| s.last_event_id(&r));
-        let history = match inner.store.read_history(&run_id, cached.unwrap_or(0)).await {
+    let mut after = inner.known_last(&run_id);
+    let mut conflicts = 0;
+    while conflicts < 8 {
+        let history = match inner.store.read_history(&run_id, after).await {
             Ok(h) => h,
             Err(StoreError::NotFound { .. }) => {
                 debug!("run is gone; dropping its task");
@@ -120,23 +120,8 @@ async fn process_run_inner(inner: &Inner, run_id: RunId, trigger: Trigger) {
                 return;
             }
         };
-        // A fresh read starts at event 1: keep it for arming the run timeout below.
-        let first_event = if cached.is_none() { history.first().cloned() } else { None };
-        let (workflow_type, workflow_id) = match (cached, history.first().map(|e| &e.kind)) {
-            (None, Some(EventKind::WorkflowStarted { workflow_type, workflow_id, .. })) => {
-                (workflow_type.clone(), workflow_id.clone())
-            }
-            (None, _) => {
-                let err = WorkflowTaskError::MalformedHistory {
-                    run_id: run_id.clone(),
-                    event_id: 1,
-                    reason: "history does not start with WorkflowStarted".into(),
-                };
-                on_task_failure(inner, &run_id, trigger, err).await;
-                return;
-            }
-            (Some(_), _) => (String::new(), String::new()),
-        };
+        // A read from the start holds event 1: keep it for arming the run timeout below.
+        let first_event = if after == 0 { history.first().cloned() } else { None };
         if history.last().is_some_and(|e| e.kind.is_terminal()) {
             evict(inner, &run_id);
             let _ = complete_only(inner, &run_id, &trigger).await;
@@ -145,25 +130,25 @@ async fn process_run_inner(inner: &Inner, run_id: RunId, trigger: Trigger) {
         let now = inner.clock.now();
         let (extra, extra_seq) = trigger.inputs();
         let r = run_id.clone();
-        let advance = inner.executor.call(move |s| {
-            let adv = s.advance(&r, &workflow_type, &history, &extra, now, extra_seq);
-            (adv, s.workflow_id(&r).unwrap_or(workflow_id))
-        });
-        let (advance, workflow_id) = advance;
-        tracing::Span::current().record("workflow_id", workflow_id.as_str());
-        let (activation, base, extra) = match advance {
+        let advance = inner.executor.call(move |s| s.advance(&r, after, &history, &extra, now, extra_seq));
+        let (activation, base, extra, workflow_id) = match advance {
             Err(e) => {
                 evict(inner, &run_id);
                 on_task_failure(inner, &run_id, trigger, e).await;
                 return;
+            }
+            Ok(Advance::NeedHistory) => {
+                after = 0;
+                continue;
             }
             Ok(Advance::Stale) => {
                 debug!("outcome for work that is no longer pending; dropping it");
                 let _ = complete_only(inner, &run_id, &trigger).await;
                 return;
             }
-            Ok(Advance::Ready { activation, base, inputs }) => (activation, base, inputs),
+            Ok(Advance::Ready { activation, base, inputs, workflow_id }) => (activation, base, inputs, workflow_id),
         };
+        tracing::Span::current().record("workflow_id", workflow_id.as_str());
         let mut new_events = activation.new_events;
         let cap = inner.options.limits.max_history_events;
         // Keep room for the outcome that may arrive with the next task (started + outcome) and
@@ -235,13 +220,13 @@ async fn process_run_inner(inner: &Inner, run_id: RunId, trigger: Trigger) {
                     .map(|(i, kind)| Event { id: first + i as EventId, time: out.time, kind })
                     .collect();
                 let r = run_id.clone();
-                if let Err(e) = inner.executor.call(move |s| s.committed(&r, &committed)) {
-                    warn!(error = %e, "cached run disagreed with its committed events; evicted");
-                }
+                inner.executor.send(move |s| s.committed(&r, &committed));
                 return;
             }
             Err(StoreError::Conflict { .. }) => {
                 evict(inner, &run_id);
+                after = 0;
+                conflicts += 1;
                 continue;
             }
             Err(e @ (StoreError::LeaseLost { .. } | StoreError::RunClosed { .. })) => {
@@ -261,7 +246,7 @@ async fn process_run_inner(inner: &Inner, run_id: RunId, trigger: Trigger) {
 
 fn evict(inner: &Inner, run_id: &RunId) {
     let r = run_id.clone();
-    inner.executor.call(move |s| s.evict(&r));
+    inner.executor.send(move |s| s.evict(&r));
 }
 
 async fn complete_only(inner: &Inner, run_id: &RunId, trigger: &Trigger) -> Result<(), StoreError> {
