@@ -1,7 +1,6 @@
 //! The run machine: replays history into workflow code and turns new commands into events.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,7 +51,8 @@ pub struct RunMachine {
     root: Option<LocalBoxFuture<'static, Result<Payload, WorkflowError>>>,
     workflow_fn: WorkflowFn,
     /// Command events from history, by seq.
-    recorded: HashMap<Seq, (EventId, EventKind)>,
+    /// Command events from history, by seq: their id and what identifies them.
+    recorded: Vec<Option<(EventId, CommandKey)>>,
     recorded_terminal: Option<(EventId, EventKind)>,
     /// Id of the last event a workflow task wrote; inputs before it are being replayed.
     last_task_event_id: EventId,
@@ -69,7 +69,7 @@ impl RunMachine {
             state: Rc::new(RefCell::new(RunState::new(run_id, limits))),
             root: None,
             workflow_fn,
-            recorded: HashMap::new(),
+            recorded: Vec::new(),
             recorded_terminal: None,
             last_task_event_id: 0,
             last_event_id: 0,
@@ -136,7 +136,13 @@ impl RunMachine {
     pub fn apply(&mut self, events: &[Event]) -> Result<(), WorkflowTaskError> {
         for e in events.iter().filter(|e| e.id > self.last_event_id) {
             if let Some(seq) = e.kind.command_seq() {
-                self.recorded.insert(seq, (e.id, e.kind.clone()));
+                if let Some(key) = CommandKey::of_event(&e.kind) {
+                    let i = seq as usize;
+                    if self.recorded.len() <= i {
+                        self.recorded.resize(i + 1, None);
+                    }
+                    self.recorded[i] = Some((e.id, key));
+                }
                 match &e.kind {
                     EventKind::SideEffectRecorded { value, .. } => {
                         self.state.borrow_mut().recorded_side_effects.insert(seq, value.clone());
@@ -373,12 +379,14 @@ impl RunMachine {
         let issued: Vec<Command> = std::mem::take(&mut self.state.borrow_mut().issued);
         for cmd in issued {
             let seq = cmd.seq();
-            let ev = command_event(cmd);
-            if let Some((rid, rkind)) = self.recorded.get(&seq) {
-                if std::mem::discriminant(rkind) != std::mem::discriminant(&ev) || !same_target(rkind, &ev) {
-                    return Err(self.nondet(*rid, rkind.describe(), ev.describe()));
+            if let Some((rid, recorded)) = self.recorded.get(seq as usize).and_then(Option::as_ref) {
+                if *recorded != CommandKey::of_command(&cmd) {
+                    return Err(self.nondet(*rid, recorded.describe(seq), command_event(cmd).describe()));
                 }
-            } else if self.replaying(input_id) {
+                continue;
+            }
+            let ev = command_event(cmd);
+            if self.replaying(input_id) {
                 return Err(self.nondet(
                     self.last_task_event_id,
                     format!("no command with seq {seq} (the workflow task after event {input_id} recorded others)"),
@@ -477,20 +485,54 @@ fn command_event(cmd: Command) -> EventKind {
     }
 }
 
-/// Whether a recorded command and a requested one target the same thing (the same activity
-/// type). Inputs and timer durations may change between versions without breaking replay.
-fn same_target(recorded: &EventKind, requested: &EventKind) -> bool {
-    match (recorded, requested) {
-        (
-            EventKind::ActivityScheduled { activity_type: a, .. },
-            EventKind::ActivityScheduled { activity_type: b, .. },
-        ) => a == b,
-        (
-            EventKind::ChildWorkflowInitiated { workflow_type: a, workflow_id: ia, .. },
-            EventKind::ChildWorkflowInitiated { workflow_type: b, workflow_id: ib, .. },
-        ) => a == b && ia == ib,
-        (EventKind::PatchMarker { patch_id: a, .. }, EventKind::PatchMarker { patch_id: b, .. }) => a == b,
-        _ => true,
+/// What identifies a command on replay: its kind and target. Inputs, options and timer
+/// durations may change between versions without breaking replay.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum CommandKey {
+    Activity(String),
+    Timer,
+    SideEffect,
+    Child { workflow_type: String, workflow_id: String },
+    Patch(String),
+}
+
+impl CommandKey {
+    fn of_event(kind: &EventKind) -> Option<CommandKey> {
+        Some(match kind {
+            EventKind::ActivityScheduled { activity_type, .. } => CommandKey::Activity(activity_type.clone()),
+            EventKind::TimerStarted { .. } => CommandKey::Timer,
+            EventKind::SideEffectRecorded { .. } => CommandKey::SideEffect,
+            EventKind::ChildWorkflowInitiated { workflow_type, workflow_id, .. } => {
+                CommandKey::Child { workflow_type: workflow_type.clone(), workflow_id: workflow_id.clone() }
+            }
+            EventKind::PatchMarker { patch_id, .. } => CommandKey::Patch(patch_id.clone()),
+            _ => return None,
+        })
+    }
+
+    fn of_command(cmd: &Command) -> CommandKey {
+        match cmd {
+            Command::ScheduleActivity { activity_type, .. } => CommandKey::Activity(activity_type.clone()),
+            Command::StartTimer { .. } => CommandKey::Timer,
+            Command::RecordSideEffect { .. } => CommandKey::SideEffect,
+            Command::StartChild { workflow_type, workflow_id, .. } => {
+                CommandKey::Child { workflow_type: workflow_type.clone(), workflow_id: workflow_id.clone() }
+            }
+            Command::RecordPatch { patch_id, .. } => CommandKey::Patch(patch_id.clone()),
+        }
+    }
+
+    /// As `EventKind::describe` names the recorded event.
+    fn describe(&self, seq: Seq) -> String {
+        match self {
+            CommandKey::Activity(t) => format!("ActivityScheduled(seq {seq}, {t})"),
+            CommandKey::Timer => format!("TimerStarted(seq {seq})"),
+            CommandKey::SideEffect => format!("SideEffectRecorded(seq {seq})"),
+            CommandKey::Child { workflow_type, workflow_id } => {
+                format!("ChildWorkflowInitiated(seq {seq}, {workflow_type}, id {workflow_id})")
+            }
+            CommandKey::Patch(id) => format!("PatchMarker(seq {seq}, {id})"),
+        }
     }
 }
 
