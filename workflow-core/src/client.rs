@@ -308,6 +308,23 @@ impl Client {
 
     /// Waits until the run closes and returns its info.
     pub async fn wait_closed(&self, workflow_id: &str, run_id: Option<&RunId>) -> Result<RunInfo, ControlError> {
+        if let Some(mut closed) = self.store.closed_runs() {
+            // Subscribed before the first look: a close in between is not missed.
+            loop {
+                let info = self.run_info(workflow_id, run_id).await?;
+                if info.status.is_closed() {
+                    return Ok(info);
+                }
+                loop {
+                    match closed.recv().await {
+                        Ok(id) if id == info.run_id => break,
+                        Ok(_) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    }
+                }
+            }
+        }
         self.wait_for(|| async {
             let info = self.run_info(workflow_id, run_id).await?;
             Ok(info.status.is_closed().then_some(info))

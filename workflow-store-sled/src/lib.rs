@@ -99,7 +99,7 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use tokio::sync::Notify;
-use workflow_core::history::Event;
+use workflow_core::history::{Event, EventKind};
 use workflow_core::store::{
     AppendOutcome, AppendRequest, AttemptRecord, LeaseToken, LeasedTask, NewRun, PendingTask, RunFilter, RunInfo,
     Store, TaskKey, TaskQueue,
@@ -156,6 +156,7 @@ pub struct SledStore {
     inner: Arc<Inner>,
     db: sled::Db,
     notify: Arc<Notify>,
+    closed: tokio::sync::broadcast::Sender<RunId>,
     path: PathBuf,
     recovery: Recovery,
 }
@@ -216,7 +217,16 @@ impl SledStore {
             (Some(keep), Some(every)) => Some(Sweeper::start(inner.clone(), keep, every)),
             _ => None,
         };
-        Ok(SledStore { _sweeper: sweeper, flusher, inner, db, notify: Arc::new(Notify::new()), path: b.path, recovery })
+        Ok(SledStore {
+            _sweeper: sweeper,
+            flusher,
+            inner,
+            db,
+            notify: Arc::new(Notify::new()),
+            closed: tokio::sync::broadcast::channel(1024).0,
+            path: b.path,
+            recovery,
+        })
     }
 
     /// The directory the store lives in.
@@ -350,9 +360,14 @@ impl Store for SledStore {
     }
 
     async fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError> {
+        let closes = req.events.iter().any(EventKind::is_terminal).then(|| req.run_id.clone());
         let out = self.inner.append(req)?;
         let gen = self.flusher.wrote();
         self.durable(gen).await?;
+        if let Some(run_id) = closes {
+            // No receiver is fine: nobody waits.
+            let _ = self.closed.send(run_id);
+        }
         Ok(out)
     }
 
@@ -411,6 +426,10 @@ impl Store for SledStore {
 
     fn notifier(&self) -> Option<Arc<Notify>> {
         Some(self.notify.clone())
+    }
+
+    fn closed_runs(&self) -> Option<tokio::sync::broadcast::Receiver<RunId>> {
+        Some(self.closed.subscribe())
     }
 }
 

@@ -21,10 +21,16 @@ use crate::time::Timestamp;
 /// let store = MemoryStore::new();
 /// # let _ = store;
 /// ```
-#[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
     notify: Arc<Notify>,
+    closed: tokio::sync::broadcast::Sender<RunId>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore { inner: Mutex::default(), notify: Arc::default(), closed: tokio::sync::broadcast::channel(1024).0 }
+    }
 }
 
 struct RunRow {
@@ -230,6 +236,10 @@ impl Store for MemoryStore {
             g.attempts.entry(req.run_id.clone()).or_default().push(a);
         }
         self.notify.notify_waiters();
+        if closed.is_some() {
+            // No receiver is fine: nobody waits.
+            let _ = self.closed.send(req.run_id.clone());
+        }
         Ok(AppendOutcome { last_event_id: new_last, time })
     }
 
@@ -373,6 +383,10 @@ impl Store for MemoryStore {
 
     fn notifier(&self) -> Option<Arc<Notify>> {
         Some(self.notify.clone())
+    }
+
+    fn closed_runs(&self) -> Option<tokio::sync::broadcast::Receiver<RunId>> {
+        Some(self.closed.subscribe())
     }
 }
 

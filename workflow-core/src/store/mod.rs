@@ -111,6 +111,12 @@ pub trait Store: Send + Sync + 'static {
     fn notifier(&self) -> Option<Arc<Notify>> {
         None
     }
+
+    /// Announces each run as it closes (once the close is durable), so that callers waiting
+    /// for results need not re-read runs on every change. `None`: use [`Store::notifier`].
+    fn closed_runs(&self) -> Option<tokio::sync::broadcast::Receiver<RunId>> {
+        None
+    }
 }
 
 #[cfg(test)]
