@@ -93,6 +93,13 @@ impl RunMachine {
         self.last_event_id
     }
 
+    /// Whether the run waits only on timers, the earliest at least `at_least` away: worth
+    /// evicting from a cache (replay is cheaper than holding it).
+    pub fn is_parked(&self, at_least: std::time::Duration) -> bool {
+        let s = self.state.borrow();
+        s.parked_until().is_some_and(|t| t.since(s.now) >= at_least)
+    }
+
     /// Whether child `seq` is known to have started (its `ChildWorkflowStarted` was applied).
     pub fn child_started(&self, seq: Seq) -> bool {
         self.state.borrow().child_run_id(seq).is_some()

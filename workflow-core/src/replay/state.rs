@@ -64,7 +64,7 @@ pub(crate) enum Resolution {
 #[derive(Debug)]
 pub(crate) enum PendingKind {
     Activity { activity_type: String },
-    Timer,
+    Timer { fire_at: Timestamp },
     Child { workflow_type: String, workflow_id: String, run_id: Option<RunId> },
 }
 
@@ -165,8 +165,8 @@ impl RunState {
                     Pending { kind: PendingKind::Activity { activity_type: activity_type.clone() }, waker: None },
                 );
             }
-            Command::StartTimer { seq, .. } => {
-                self.pending.insert(*seq, Pending { kind: PendingKind::Timer, waker: None });
+            Command::StartTimer { seq, fire_at } => {
+                self.pending.insert(*seq, Pending { kind: PendingKind::Timer { fire_at: *fire_at }, waker: None });
             }
             Command::StartChild { seq, workflow_type, workflow_id, .. } => {
                 self.pending.insert(
@@ -233,6 +233,18 @@ impl RunState {
         }
     }
 
+    /// When a run waits only on timers (no activity, no child): the earliest of them.
+    pub(crate) fn parked_until(&self) -> Option<Timestamp> {
+        let mut earliest: Option<Timestamp> = None;
+        for p in self.pending.values() {
+            match p.kind {
+                PendingKind::Timer { fire_at } => earliest = Some(earliest.map_or(fire_at, |e| e.min(fire_at))),
+                _ => return None,
+            }
+        }
+        earliest
+    }
+
     /// Records the run id of a started child.
     pub(crate) fn child_started(&mut self, seq: Seq, run: &RunId) {
         if let Some(Pending { kind: PendingKind::Child { run_id, .. }, .. }) = self.pending.get_mut(&seq) {
@@ -241,7 +253,7 @@ impl RunState {
     }
 
     pub(crate) fn is_pending_timer(&self, seq: Seq) -> bool {
-        matches!(self.pending.get(&seq).map(|p| &p.kind), Some(PendingKind::Timer))
+        matches!(self.pending.get(&seq).map(|p| &p.kind), Some(PendingKind::Timer { .. }))
     }
 
     /// Marks the run cancelled: every pending activity and timer resolves as cancelled, in seq
@@ -283,7 +295,7 @@ impl RunState {
                     },
                     EventKind::ActivityCancelled { seq },
                 ),
-                PendingKind::Timer => (Resolution::Timer { fired: false }, EventKind::TimerCancelled { seq }),
+                PendingKind::Timer { .. } => (Resolution::Timer { fired: false }, EventKind::TimerCancelled { seq }),
                 PendingKind::Child { .. } => unreachable!("children are filtered out above"),
             };
             self.resolved.insert(seq, r);

@@ -158,7 +158,8 @@ impl ExecState {
     pub(crate) fn committed(&mut self, run_id: &RunId, events: &[Event]) {
         let Some(mut m) = self.pop(run_id) else { return };
         match m.apply(events) {
-            Ok(()) if !m.is_closed() => self.put(run_id.clone(), m),
+            // A run parked on a long timer costs a store entry, not a live future.
+            Ok(()) if !m.is_closed() && !m.is_parked(PARK_AFTER) => self.put(run_id.clone(), m),
             Ok(()) => {}
             Err(e) => {
                 tracing::warn!(run_id = %run_id, error = %e, "cached run disagreed with its committed events; evicted")
@@ -166,6 +167,9 @@ impl ExecState {
         }
     }
 }
+
+/// Runs that wait only on timers at least this far away leave the cache.
+const PARK_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
 type Job = Box<dyn FnOnce(&mut ExecState) + Send>;
 
