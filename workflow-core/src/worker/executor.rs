@@ -125,7 +125,11 @@ impl ExecState {
         machine.apply(&extra_events)?;
         let activation = machine.take_activation();
         let workflow_id = machine.workflow_id();
-        self.put(run_id.clone(), machine);
+        // A closing run leaves the cache; so does one parked on a long timer (it costs a store
+        // entry, not a live future). Either is replayed if it ever needs advancing again.
+        if !activation.closed && !machine.is_parked(PARK_AFTER) {
+            self.put(run_id.clone(), machine);
+        }
         Ok(Advance::Ready { activation, base, inputs: extra, workflow_id })
     }
 
@@ -150,21 +154,6 @@ impl ExecState {
         let mut m = RunMachine::new(run_id.clone(), f, self.limits.clone());
         m.apply(history)?;
         m.query(name, args)
-    }
-
-    /// Feeds events a workflow task committed back into the machine, so that it knows them as
-    /// recorded. A closed run leaves the cache; so does one that disagrees (it is replayed from
-    /// the store next time).
-    pub(crate) fn committed(&mut self, run_id: &RunId, events: &[Event]) {
-        let Some(mut m) = self.pop(run_id) else { return };
-        match m.apply(events) {
-            // A run parked on a long timer costs a store entry, not a live future.
-            Ok(()) if !m.is_closed() && !m.is_parked(PARK_AFTER) => self.put(run_id.clone(), m),
-            Ok(()) => {}
-            Err(e) => {
-                tracing::warn!(run_id = %run_id, error = %e, "cached run disagreed with its committed events; evicted")
-            }
-        }
     }
 }
 

@@ -8,7 +8,7 @@ use tracing::{debug, info_span, warn, Instrument};
 use super::executor::Advance;
 use super::{children, closing, Inner};
 use crate::error::{Failure, StoreError, WorkflowTaskError};
-use crate::history::{Event, EventKind};
+use crate::history::EventKind;
 use crate::ids::{EventId, RunId, Seq};
 use crate::store::{ActivityTask, AppendRequest, AttemptRecord, LeasedTask, Task, TaskKey, TaskKind, TaskOp};
 use crate::time::Timestamp;
@@ -212,17 +212,9 @@ async fn process_run_inner(inner: &Inner, run_id: RunId, trigger: Trigger) {
         // A successful workflow task clears any earlier stuck reason.
         req = req.task_failure(None);
         match inner.store.append(req).await {
-            Ok(out) => {
-                let first = base + extra.len() as EventId + 1;
-                let committed: Vec<Event> = new_events
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, kind)| Event { id: first + i as EventId, time: out.time, kind })
-                    .collect();
-                let r = run_id.clone();
-                inner.executor.send(move |s| s.committed(&r, &committed));
-                return;
-            }
+            // The cached run learns its own commands from the next history delta, like any
+            // other events.
+            Ok(_) => return,
             Err(StoreError::Conflict { .. }) => {
                 evict(inner, &run_id);
                 after = 0;
