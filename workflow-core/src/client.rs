@@ -4,6 +4,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::close_watch::CloseWatch;
 use crate::error::{ControlError, ResultError, StartError, StoreError};
 use crate::history::{Event, EventKind};
 use crate::ids::{validate_id, RunId};
@@ -90,6 +91,7 @@ pub struct Client {
     clock: Arc<dyn Clock>,
     limits: Limits,
     registered: Option<Arc<Vec<String>>>,
+    close_watch: Arc<std::sync::OnceLock<Option<Arc<CloseWatch>>>>,
 }
 
 impl Client {
@@ -97,7 +99,13 @@ impl Client {
     /// worker knows the workflow type; clients from [`Worker::client`](crate::Worker::client)
     /// can.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Client { store, clock: Arc::new(SystemClock), limits: Limits::default(), registered: None }
+        Client {
+            store,
+            clock: Arc::new(SystemClock),
+            limits: Limits::default(),
+            registered: None,
+            close_watch: Arc::default(),
+        }
     }
 
     /// Uses `clock`.
@@ -308,20 +316,20 @@ impl Client {
 
     /// Waits until the run closes and returns its info.
     pub async fn wait_closed(&self, workflow_id: &str, run_id: Option<&RunId>) -> Result<RunInfo, ControlError> {
-        if let Some(mut closed) = self.store.closed_runs() {
-            // Subscribed before the first look: a close in between is not missed.
+        let watch = self.close_watch.get_or_init(|| self.store.closed_runs().map(CloseWatch::start)).clone();
+        if let Some(watch) = watch {
+            let mut info = self.run_info(workflow_id, run_id).await?;
             loop {
-                let info = self.run_info(workflow_id, run_id).await?;
+                // Registered before the look: a close in between is not missed.
+                let closed = watch.register(&info.run_id);
+                info = self.run_info(workflow_id, run_id).await?;
                 if info.status.is_closed() {
                     return Ok(info);
                 }
-                loop {
-                    match closed.recv().await {
-                        Ok(id) if id == info.run_id => break,
-                        Ok(_) => continue,
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-                    }
+                tokio::select! {
+                    _ = closed => {}
+                    // A safety net for a store that stops announcing.
+                    _ = self.clock.sleep(Duration::from_secs(60)) => {}
                 }
             }
         }

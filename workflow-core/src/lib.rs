@@ -53,6 +53,7 @@
 
 mod activity;
 mod client;
+mod close_watch;
 mod error;
 pub mod history;
 mod ids;
