@@ -867,3 +867,75 @@ async fn oversized_and_unknown_work_gets_typed_failures_and_the_history_cap_hold
     assert!(history.len() <= 40, "history has {} events", history.len());
     workflow_core::history::check_invariants(&history).unwrap();
 }
+
+/// Sleeps `secs` seconds (tokio time: virtual in these tests).
+#[derive(Clone)]
+struct Slow {
+    calls: Arc<AtomicUsize>,
+}
+impl Activity for Slow {
+    const NAME: &'static str = "slow";
+    type Input = u64;
+    type Output = u64;
+    async fn run(&self, _: ActivityContext, secs: u64) -> Result<u64, ActivityError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        Ok(secs)
+    }
+}
+
+struct SlowWf;
+impl Workflow for SlowWf {
+    const NAME: &'static str = "slow_wf";
+    type Input = u64;
+    type Output = u64;
+    async fn run(ctx: WorkflowContext, secs: u64) -> Result<u64, WorkflowError> {
+        Ok(ctx.activity::<Slow>(secs).await?)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn graceful_shutdown_lets_attempts_finish_or_releases_them() {
+    let (store, clock) = setup();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let start = |calls: Arc<AtomicUsize>| {
+        let mut w =
+            worker_on(store.clone(), clock.clone(), WorkerOptions::default().shutdown_grace(Duration::from_secs(10)));
+        w.register_workflow::<SlowWf>().unwrap();
+        w.register_activity(Slow { calls }).unwrap();
+        w.start().unwrap()
+    };
+    let w = start(calls.clone());
+    let client = w.client();
+    let quick = client.start::<SlowWf>("quick", 5, StartOptions::default()).await.unwrap();
+    let long = client.start::<SlowWf>("long", 60, StartOptions::default()).await.unwrap();
+    eventually(&clock, "both attempts running", || {
+        let c = calls.clone();
+        async move { c.load(Ordering::SeqCst) == 2 }
+    })
+    .await;
+    w.shutdown().await;
+    // The short attempt finished within the grace period and its result was recorded.
+    assert_eq!(quick.result().await.unwrap(), 5);
+    // The long one was cancelled and released: not counted as a failed attempt.
+    let d = client.describe("long").await.unwrap();
+    assert_eq!(d.attempts.len(), 1);
+    assert_eq!(d.attempts[0].outcome, workflow_core::store::AttemptOutcome::Cancelled);
+    let pending: Vec<_> = d.pending.iter().filter(|p| p.lease.is_none()).collect();
+    assert_eq!(pending.len(), 1, "the released task waits for the next worker");
+    // A new worker picks it up at once, as attempt 1 again.
+    let w2 = start(calls.clone());
+    assert_eq!(long.result().await.unwrap(), 60);
+    let started: Vec<u32> = long
+        .history()
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::ActivityStarted { attempt, .. } => Some(attempt),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(started, vec![1], "a released attempt does not count");
+    w2.shutdown().await;
+}
