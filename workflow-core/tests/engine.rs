@@ -6,15 +6,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::join_all;
-use workflow_core::store::{MemoryStore, Store};
-use workflow_core::testing::VirtualClock;
+use workflow_core::store::Store;
 use workflow_core::{
     Activity, ActivityContext, ActivityError, ActivityFailure, ActivityOptions, Client, Clock, ControlError, EventKind,
     Limits, ResultError, RetryPolicy, RunningWorker, StartError, StartOptions, TimeoutKind, Timestamp, Worker,
     WorkerOptions, Workflow, WorkflowContext, WorkflowError,
 };
 
-const T0: Timestamp = Timestamp(1_767_225_600_000);
+mod common;
+
+use common::{eventually, setup};
 
 // ---------- activities ----------
 
@@ -311,25 +312,6 @@ fn standard(store: Arc<dyn Store>, clock: Arc<dyn Clock>, inc: Inc) -> RunningWo
     w.register_activity(Hang).unwrap();
     w.register_activity(Progress).unwrap();
     w.start().unwrap()
-}
-
-fn setup() -> (Arc<dyn Store>, Arc<dyn Clock>) {
-    (Arc::new(MemoryStore::new()), Arc::new(VirtualClock::new(T0)))
-}
-
-/// Waits (in virtual time) until `f` holds.
-async fn eventually<F, Fut>(clock: &Arc<dyn Clock>, what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..20_000 {
-        if f().await {
-            return;
-        }
-        clock.sleep(Duration::from_secs(1)).await;
-    }
-    panic!("timed out waiting for: {what}");
 }
 
 fn completed_seqs(history: &[workflow_core::Event]) -> Vec<u32> {

@@ -8,15 +8,16 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use workflow_core::store::{MemoryStore, RunFilter, RunStatus, Store};
-use workflow_core::testing::VirtualClock;
+use workflow_core::store::{RunFilter, RunStatus, Store};
 use workflow_core::{
     Activity, ActivityContext, ActivityError, ActivityOptions, ChildEnd, ChildWorkflowOptions, Clock, ControlError,
     Event, EventKind, ParentClosePolicy, Query, QueryError, ResultError, RetryPolicy, RunningWorker, Signal,
-    StartOptions, Timestamp, Worker, WorkerOptions, Workflow, WorkflowContext, WorkflowError,
+    StartOptions, Worker, WorkerOptions, Workflow, WorkflowContext, WorkflowError,
 };
 
-const T0: Timestamp = Timestamp(1_767_225_600_000);
+mod common;
+
+use common::{eventually, setup};
 
 #[derive(Clone)]
 struct Inc;
@@ -125,10 +126,6 @@ impl Workflow for Parent {
     }
 }
 
-fn setup() -> (Arc<dyn Store>, Arc<dyn Clock>) {
-    (Arc::new(MemoryStore::new()), Arc::new(VirtualClock::new(T0)))
-}
-
 fn worker(store: &Arc<dyn Store>, clock: &Arc<dyn Clock>, calls: Arc<AtomicU32>) -> RunningWorker {
     let mut w = Worker::new(store.clone(), WorkerOptions::default().poll_interval(Duration::from_millis(200)))
         .with_clock(clock.clone());
@@ -146,20 +143,6 @@ fn worker(store: &Arc<dyn Store>, clock: &Arc<dyn Clock>, calls: Arc<AtomicU32>)
     w.register_activity(AlwaysFails).unwrap();
     w.register_activity(FailsAtFirst { calls, fail_first: 2 }).unwrap();
     w.start().unwrap()
-}
-
-async fn eventually<F, Fut>(clock: &Arc<dyn Clock>, what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..20_000 {
-        if f().await {
-            return;
-        }
-        clock.sleep(Duration::from_secs(1)).await;
-    }
-    panic!("timed out waiting for: {what}");
 }
 
 /// Runs `scenario` twice: straight through, and with the worker replaced once `crash_when`
