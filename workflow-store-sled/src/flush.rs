@@ -25,6 +25,9 @@ struct Flushed {
 struct Pending {
     written: u64,
     stop: bool,
+    /// The flusher sleeps on the condvar: a writer must wake it. Otherwise it is flushing and
+    /// will see the new write when it looks again, and a wake-up would be a wasted syscall.
+    waiting: bool,
 }
 
 struct Shared {
@@ -70,8 +73,11 @@ impl Flusher {
         let mut p = self.shared.lock();
         p.written += 1;
         let gen = p.written;
+        let wake = p.waiting;
         drop(p);
-        self.shared.wake.notify_one();
+        if wake {
+            self.shared.wake.notify_one();
+        }
         gen
     }
 
@@ -120,7 +126,9 @@ fn run(s: &Shared, db: &sled::Db, durability: Durability, delay: Duration) {
         match durability {
             Durability::Flush => {
                 while p.written == flushed && !p.stop {
+                    p.waiting = true;
                     p = s.wake.wait(p).unwrap_or_else(|e| e.into_inner());
+                    p.waiting = false;
                 }
             }
             Durability::Relaxed { every } => {
