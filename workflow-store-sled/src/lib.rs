@@ -183,21 +183,31 @@ impl SledStore {
             // Our flusher decides when to flush.
             cfg = cfg.flush_every_ms(None);
         }
-        // sled may panic on some damaged files; that is a corrupt store, not a crash of ours.
-        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cfg.open()));
-        let db = match opened {
-            Ok(Ok(db)) => db,
-            Ok(Err(e)) => return Err(open_error(e, &path_str)),
-            Err(p) => {
-                let msg = p
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
-                return Err(StoreError::Corrupt {
-                    key: path_str,
-                    reason: format!("sled could not open the database: {msg}"),
-                });
+        // A store dropped a moment ago in this process may still hold the lock in sled's
+        // background threads: wait for it briefly. Another process holding it still gets
+        // `InUse`, a second later.
+        let lock_deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        let db = loop {
+            // sled may panic on some damaged files; that is a corrupt store, not a crash of ours.
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cfg.open())) {
+                Ok(Ok(db)) => break db,
+                Ok(Err(e)) => match open_error(e, &path_str) {
+                    StoreError::InUse { .. } if std::time::Instant::now() < lock_deadline => {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
+                    other => return Err(other),
+                },
+                Err(p) => {
+                    let msg = p
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default();
+                    return Err(StoreError::Corrupt {
+                        key: path_str,
+                        reason: format!("sled could not open the database: {msg}"),
+                    });
+                }
             }
         };
         let trees = Trees::open(&db).map_err(backend)?;

@@ -81,7 +81,7 @@ async fn newer_format_version_is_refused() {
     let path = dir.path().join("db");
     drop(SledStore::open(&path).unwrap());
     {
-        let db = sled::open(&path).unwrap();
+        let db = open_raw(&path);
         db.insert(VERSION_KEY, &(FORMAT_VERSION + 1).to_be_bytes()).unwrap();
         db.flush().unwrap();
     }
@@ -92,7 +92,7 @@ async fn newer_format_version_is_refused() {
         other => panic!("expected UnsupportedVersion, got {other:?}"),
     }
     {
-        let db = sled::open(&path).unwrap();
+        let db = open_raw(&path);
         db.insert(VERSION_KEY, b"x".as_slice()).unwrap();
         db.flush().unwrap();
     }
@@ -110,7 +110,7 @@ async fn corrupt_records_are_typed_errors_naming_key_and_run() {
         s.create_run(run).await.unwrap();
     }
     {
-        let db = sled::open(&path).unwrap();
+        let db = open_raw(&path);
         db.open_tree("history").unwrap().insert(keys::event_key(&run_id, 1), b"{not json".as_slice()).unwrap();
         db.flush().unwrap();
     }
@@ -124,7 +124,7 @@ async fn corrupt_records_are_typed_errors_naming_key_and_run() {
         assert!(s.get_run(&run_id).await.unwrap().is_some());
     }
     {
-        let db = sled::open(&path).unwrap();
+        let db = open_raw(&path);
         db.open_tree("runs").unwrap().insert(run_id.as_str(), vec![0xff, 0x00, 0x13]).unwrap();
         db.flush().unwrap();
     }
@@ -324,4 +324,16 @@ async fn background_retention_sweep_deletes_closed_runs() {
 
 fn retention_now() -> Timestamp {
     Timestamp(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64)
+}
+
+/// Opens the database with sled directly, waiting for a just-dropped store's background
+/// threads to let go of the file lock.
+fn open_raw(path: &std::path::Path) -> sled::Db {
+    for _ in 0..100 {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    }
+    sled::open(path).expect("the store released its lock within 2 s")
 }
