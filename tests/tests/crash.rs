@@ -268,8 +268,13 @@ fn crash_at_every_write_and_at_random_times() {
     }
 
     // SIGKILL at seeded random times, anywhere in the run (including mid-flush).
+    // At least 40 of them, and on until the run has 110 kill points: a kill that lands after the
+    // run finished does not count, and how often that happens depends on the machine's speed.
     let span = duration.as_millis() as u64 + 20;
-    for i in 0..40 {
+    for i in 0..200 {
+        if i >= 40 && f.kill_points >= 110 {
+            break;
+        }
         let dir = fresh();
         let mut child = spawn(&dir, None);
         let delay = rng.below(span);
