@@ -147,7 +147,8 @@ pub struct StoreStats {
 
 /// A durable [`Store`] on sled. See the [crate docs](crate) for what is durable when.
 ///
-/// Only one process can open a path at a time; a second gets [`StoreError::InUse`].
+/// Only one process can open a path at a time; a second gets [`StoreError::InUse`] (after
+/// waiting up to a second, in case the holder is a store of this process being dropped).
 pub struct SledStore {
     // Field order is drop order: the sweeper writes, so it stops before the flusher's final
     // flush.
