@@ -53,12 +53,18 @@ pub enum Command {
         /// At most N runs.
         #[arg(long, value_name = "N")]
         limit: Option<usize>,
+        /// Print the runs as JSON (the serde form of workflow_core::store::RunInfo).
+        #[arg(long)]
+        json: bool,
     },
     /// Describe the latest run of a workflow: status, input, result, failure, pending
     /// activities (attempt, last failure, heartbeat), children and parent.
     Describe {
         /// The workflow id.
         id: String,
+        /// Print the description as JSON (the admin endpoint's `describe` body).
+        #[arg(long)]
+        json: bool,
     },
     /// Print the latest run's event history.
     History {
@@ -72,11 +78,17 @@ pub enum Command {
     Attempts {
         /// The workflow id.
         id: String,
+        /// Print the attempts as JSON (the serde form of workflow_core::store::AttemptRecord).
+        #[arg(long)]
+        json: bool,
     },
     /// Print the parent / child tree around a workflow, with statuses.
     Tree {
         /// The workflow id.
         id: String,
+        /// Print the tree as JSON (the admin endpoint's `tree` body).
+        #[arg(long)]
+        json: bool,
     },
     /// Request cancellation of a workflow's open run.
     Cancel {
@@ -128,11 +140,23 @@ pub async fn run(args: Args, now: Timestamp) -> Result<String, SourceError> {
 /// Runs `command` against `source`, returning what to print on stdout.
 pub async fn execute(source: &Source, command: Command, now: Timestamp) -> Result<String, SourceError> {
     Ok(match command {
-        Command::List { status, workflow_type, limit } => {
+        Command::List { status, workflow_type, limit, json } => {
             let query = ListQuery { status, workflow_type, limit };
-            render::render_list(&source.list(&query).await?, now)
+            let runs = source.list(&query).await?;
+            if json {
+                render::render_json(&runs)
+            } else {
+                render::render_list(&runs, now)
+            }
         }
-        Command::Describe { id } => render::render_describe(&source.describe(&id).await?, now),
+        Command::Describe { id, json } => {
+            let details = source.describe(&id).await?;
+            if json {
+                render::render_json(&details)
+            } else {
+                render::render_describe(&details, now)
+            }
+        }
         Command::History { id, json } => {
             let events = source.history(&id).await?;
             if json {
@@ -141,8 +165,22 @@ pub async fn execute(source: &Source, command: Command, now: Timestamp) -> Resul
                 render::render_history(&events)
             }
         }
-        Command::Attempts { id } => render::render_attempts(&source.attempts(&id).await?),
-        Command::Tree { id } => render::render_tree(&source.tree(&id).await?),
+        Command::Attempts { id, json } => {
+            let attempts = source.attempts(&id).await?;
+            if json {
+                render::render_json(&attempts)
+            } else {
+                render::render_attempts(&attempts)
+            }
+        }
+        Command::Tree { id, json } => {
+            let tree = source.tree(&id).await?;
+            if json {
+                render::render_json(&tree)
+            } else {
+                render::render_tree(&tree)
+            }
+        }
         Command::Cancel { id, reason } => {
             source.cancel(&id, reason).await?;
             format!("cancellation of {id:?} requested\n")

@@ -70,6 +70,13 @@ fn read_commands() -> Vec<(Vec<&'static str>, Vec<&'static str>)> {
         (vec!["attempts", "import-1"], vec!["always_fails  1", r#"{"row":7}"#]),
         (vec!["tree", "order-1/shipping"], vec!["order-1 (order) failed", "└─ order-1/shipping (shipping) failed *"]),
         (vec!["tree", "order-1"], vec!["order-1 (order) failed *", "order-1/shipping"]),
+        (
+            vec!["list", "--json", "--type", "reminder"],
+            vec![r#""workflow_id": "reminder-1""#, r#""status": "cancelled""#],
+        ),
+        (vec!["describe", "order-1", "--json"], vec![r#""status": "failed""#, "NoCarrier"]),
+        (vec!["attempts", "order-1", "--json"], vec![r#""activity_type": "flaky_fetch""#, r#""outcome": "completed""#]),
+        (vec!["tree", "order-1", "--json"], vec!["order-1/shipping"]),
     ]
 }
 
@@ -99,6 +106,12 @@ async fn read_commands_print_the_same_through_db_and_url() {
     assert_eq!(list.lines().count(), 6, "a header and five runs:\n{list}");
     assert_eq!(by_db[3].stdout.lines().count(), 3, "--limit 2:\n{}", by_db[3].stdout);
     assert_eq!(by_db[14].stdout.lines().count(), 2, "a parent and its child:\n{}", by_db[14].stdout);
+
+    // The JSON forms read back as the data they show.
+    let runs: Vec<workflow_core::store::RunInfo> = serde_json::from_str(&by_db[15].stdout).unwrap();
+    assert_eq!(runs.iter().map(|r| r.workflow_id.as_str()).collect::<Vec<_>>(), vec!["reminder-1"]);
+    let attempts: Vec<workflow_core::store::AttemptRecord> = serde_json::from_str(&by_db[17].stdout).unwrap();
+    assert_eq!(attempts.len(), 3, "three attempts of flaky_fetch");
 
     // The JSON history is the stored history, event for event.
     let client = open_client(dir.path());

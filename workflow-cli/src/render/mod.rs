@@ -16,6 +16,15 @@ pub use runs::{render_describe, render_list, render_tree};
 /// How many characters of an input, result or heartbeat a table or description shows.
 pub const PREVIEW_CHARS: usize = 60;
 
+/// Any of the read models as pretty JSON, one trailing newline: the same data the admin
+/// endpoint serves, for scripts.
+pub fn render_json<T: serde::Serialize>(value: &T) -> String {
+    // The models are plain data with string keys: serializing them cannot fail.
+    let mut s = serde_json::to_string_pretty(value).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
 /// A duration in its two largest units: `850ms`, `1.25s`, `2m03s`, `1h02m`, `3d04h`.
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
