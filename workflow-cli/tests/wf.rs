@@ -235,4 +235,6 @@ async fn keep_fixture_store() {
     let dir = std::path::PathBuf::from(std::env::var("WF_FIXTURE_DIR").expect("set WF_FIXTURE_DIR"));
     std::fs::create_dir_all(&dir).unwrap();
     build_store(&dir).await;
+    let runs = open_client(&dir).list(&Default::default()).await.unwrap();
+    assert_eq!(runs.len(), 5, "the fixture holds the five runs the session shows");
 }

@@ -471,11 +471,6 @@ impl RunMachine {
         };
         handler(args).map_err(|reason| crate::error::QueryError::Handler { name: name.to_string(), reason })
     }
-
-    /// Signals received and not yet consumed (for tests and queries).
-    pub fn pending_signal_count(&self) -> usize {
-        self.state.borrow().signals.len()
-    }
 }
 
 fn command_event(cmd: Command) -> EventKind {
