@@ -133,6 +133,18 @@ pub enum StoreError {
         /// Newest version this build reads.
         supported: u32,
     },
+    /// The store was written in an older format that this version no longer reads.
+    #[error(
+        "store at {path} has format version {found}, older than the {supported} this library reads; finish its runs with the version that wrote it, or move it aside and start a new store"
+    )]
+    OutdatedFormat {
+        /// The store's path.
+        path: String,
+        /// Version on disk.
+        found: u32,
+        /// The version this build reads.
+        supported: u32,
+    },
     /// The store is held by another process.
     #[error(
         "store at {path} is in use by another process; stop it, or inspect it through that process's admin endpoint"

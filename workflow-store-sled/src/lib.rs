@@ -56,46 +56,57 @@
 //! With the default [`Durability::Flush`]:
 //! - When `create_run` or `append` returns `Ok`, its whole change (the events, the run's
 //!   status and result, the task changes, the completion of a lease, the attempt record) is
-//!   flushed to disk. Everything the engine acknowledges (a started workflow, an accepted
-//!   activity result, a completed run) goes through these two calls, so nothing acknowledged
-//!   is lost by a crash of the process or of the machine. Concurrent writers share one
-//!   flush (group commit).
-//! - Each `create_run` and `append` is one sled transaction: after a crash it is there
-//!   entirely or not at all. Events never exist without the tasks they cause.
-//! - Leases are held in memory. When a task is leased the store writes a *lease marker*
-//!   (which store instance, which worker) without flushing; it reaches the disk with the
-//!   next flush (the next write's group commit, or sled's own flush within half a second).
-//!   When the store is reopened after a crash, every marker belongs to a dead process, so its
-//!   tasks are visible at once and their next lease reports `previous_lease_lost`
-//!   (an activity attempt is then recorded as `WorkerLost` and retried). A lease taken
-//!   within the last moments before a crash may lack its marker: its task is still visible
-//!   at once, only without `previous_lease_lost`.
-//! - Heartbeat details are written without a flush; the latest ones may be lost in a crash.
-//! - Retention deletions are not flushed on their own; a crash may bring back a run that
-//!   was about to be deleted, and the next sweep deletes it again.
+//!   flushed by sled and then synced with `fdatasync` (and `fsync` for sled's blob files).
+//!   Everything the engine acknowledges (a started workflow, an accepted activity result, a
+//!   completed run) goes through these two calls, so nothing acknowledged is lost by a crash
+//!   of the process, nor by a power loss on a disk that honours cache flushes.
+//! - Writes go through one committer thread: every write waiting when it looks is checked
+//!   on its own (one that fails fails alone), and the survivors are applied as one sled
+//!   batch with one flush and one sync (group commit across runs). A batch is atomic: after
+//!   a crash it is there entirely or not at all. Events never exist without their tasks.
+//! - No reader sees a write before it is durable: the ready queue learns of a task only
+//!   after its write is synced, and reads of records wait for the sync of any write they
+//!   may have seen.
+//! - The ready queue and the leases live in memory (one process opens a store) and are
+//!   rebuilt from the persisted tasks on open. A task leased through the queue gets a
+//!   *lease marker* written without a flush (it reaches the disk with the next write); a
+//!   task leased eagerly by the append that created it has its marker in that append. When
+//!   the store is reopened after a crash, every marker belongs to a dead process, so its
+//!   tasks are visible at once and their next lease reports `previous_lease_lost` (an
+//!   activity attempt is then recorded as `WorkerLost` and retried). A lease taken through
+//!   the queue within the last moments before a crash may lack its marker: its task is
+//!   still visible at once, only without `previous_lease_lost`.
+//! - Heartbeat details go through the committer like any write.
+//! - A write that cannot be flushed (a full disk, an I/O error) fails, and so does every
+//!   later call: nothing after it is acknowledged. Reopen the store once the cause is fixed.
 //!
 //! With [`Durability::Relaxed`], writes return before they are flushed; see its docs for
 //! what a crash can lose.
 //!
 //! ## Layout
-//! One sled tree per kind of record, JSON values, keys that sort by run and then by number
-//! (big endian), every id length-prefixed. The format carries a version
-//! ([`FORMAT_VERSION`]); a store written by a newer version is refused with
-//! [`StoreError::UnsupportedVersion`], and an unreadable record gives
-//! [`StoreError::Corrupt`] naming the record and its run.
+//! One sled tree, `records`, with a one-byte prefix per kind of record (see `keys.rs`),
+//! MessagePack values, keys that sort by run and then by number (big endian), every id
+//! length-prefixed. The format carries a version ([`FORMAT_VERSION`]); a store written by a
+//! newer version is refused with [`StoreError::UnsupportedVersion`], one written in an
+//! older format with [`StoreError::OutdatedFormat`] (there is no migration: finish its runs
+//! with the version that wrote it), and an unreadable record gives [`StoreError::Corrupt`]
+//! naming the record and its run.
 #![warn(missing_docs)]
 
-mod batch;
 mod codec;
+mod commit;
 mod config;
-mod flush;
-mod inner;
 mod keys;
-mod leases;
+mod ops;
+mod overlay;
+mod read;
 mod retention;
+mod state;
+mod sync;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio::sync::Notify;
@@ -108,17 +119,19 @@ use workflow_core::{EventId, Payload, RunId, StoreError, Timestamp};
 
 pub use config::{Durability, SledStoreBuilder};
 
-use batch::{Trees, T, TREE_NAMES};
-use codec::{backend, decode, LeaseMarker};
-use flush::Flusher;
-use inner::{Inner, State};
-use leases::Leases;
+use codec::{backend, decode, io_error, LeaseMarker};
+use commit::{Committer, Shared};
+use ops::{Done, Write};
 use retention::Sweeper;
+use state::{State, TaskMeta};
+use sync::Syncer;
 
-/// The on-disk format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The on-disk format version this build writes and reads. Version 1 (one tree per kind of
+/// record, JSON) is not read.
+pub const FORMAT_VERSION: u32 = 2;
 
 const VERSION_KEY: &[u8] = b"format_version";
+const RECORDS: &str = "records";
 
 /// What opening the store found left over from the previous process.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -141,8 +154,20 @@ pub struct StoreStats {
     pub tasks: usize,
     /// Attempt log entries.
     pub attempts: usize,
-    /// Keys in all trees, indexes included.
+    /// Keys of every kind, indexes included.
     pub keys: usize,
+}
+
+/// How much work the store's writer has done since it opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WriteCounters {
+    /// Store writes: sled batches applied (one per group commit).
+    pub writes: u64,
+    /// Operations (`create_run`, `append`, heartbeats) those writes held.
+    pub ops: u64,
+    /// Flush-and-sync rounds (`fdatasync` of the data file after sled's flush).
+    pub syncs: u64,
 }
 
 /// A durable [`Store`] on sled. See the [crate docs](crate) for what is durable when.
@@ -150,13 +175,11 @@ pub struct StoreStats {
 /// Only one process can open a path at a time; a second gets [`StoreError::InUse`] (after
 /// waiting up to a second, in case the holder is a store of this process being dropped).
 pub struct SledStore {
-    // Field order is drop order: the sweeper writes, so it stops before the flusher's final
-    // flush.
+    // Field order is drop order: the sweeper writes through the committer, which commits
+    // what is queued and flushes before it stops.
     _sweeper: Option<Sweeper>,
-    flusher: Flusher,
-    inner: Arc<Inner>,
-    db: sled::Db,
-    notify: Arc<Notify>,
+    _committer: Committer,
+    shared: Arc<Shared>,
     closed: tokio::sync::broadcast::Sender<RunId>,
     path: PathBuf,
     recovery: Recovery,
@@ -180,10 +203,8 @@ impl SledStore {
         if let Some(c) = b.cache_capacity {
             cfg = cfg.cache_capacity(c);
         }
-        if let Durability::Relaxed { .. } = b.durability {
-            // Our flusher decides when to flush.
-            cfg = cfg.flush_every_ms(None);
-        }
+        // The committer decides when to flush.
+        cfg = cfg.flush_every_ms(None);
         // A store dropped a moment ago in this process may still hold the lock in sled's
         // background threads: wait for it briefly. Another process holding it still gets
         // `InUse`, a second later.
@@ -211,29 +232,26 @@ impl SledStore {
                 }
             }
         };
-        let trees = Trees::open(&db).map_err(backend)?;
-        check_version(&db, &trees)?;
-        let instance = uuid::Uuid::new_v4().to_string();
-        let (leases, recovery) = recover(&trees)?;
-        let next_seq_no = match trees.get(T::RunOrder).last().map_err(backend)? {
-            Some((k, _)) => keys::trailing_u64(&k).map_or(0, |n| n + 1),
-            None => 0,
-        };
+        check_version(&db, &path_str)?;
+        let tree = db.open_tree(RECORDS).map_err(backend)?;
+        let (state, recovery, next_seq_no) = recover(&tree)?;
         if recovery.lost_leases > 0 {
             tracing::info!(lost_leases = recovery.lost_leases, "tasks leased by a previous process are visible again");
         }
-        let inner = Arc::new(Inner { trees, state: RwLock::new(State { leases, next_seq_no }), instance });
-        let flusher = Flusher::start(db.clone(), b.durability, b.group_commit_delay);
+        // Recovery may have removed stale lease markers: make that and the version durable.
+        db.flush().map_err(backend)?;
+        let syncer = Syncer::new(&b.path).map_err(|e| io_error("syncing the store's files failed", &e))?;
+        let instance = uuid::Uuid::new_v4().to_string();
+        let shared = Arc::new(Shared::new(db, tree, state, instance));
+        let committer = Committer::start(shared.clone(), syncer, b.durability, b.group_commit_delay, next_seq_no)?;
         let sweeper = match (b.retention, b.sweep_interval()) {
-            (Some(keep), Some(every)) => Some(Sweeper::start(inner.clone(), keep, every)),
+            (Some(keep), Some(every)) => Some(Sweeper::start(shared.clone(), keep, every)),
             _ => None,
         };
         Ok(SledStore {
             _sweeper: sweeper,
-            flusher,
-            inner,
-            db,
-            notify: Arc::new(Notify::new()),
+            _committer: committer,
+            shared,
             closed: tokio::sync::broadcast::channel(1024).0,
             path: b.path,
             recovery,
@@ -252,34 +270,44 @@ impl SledStore {
 
     /// This process's store instance id (recorded in lease markers).
     pub fn instance_id(&self) -> &str {
-        &self.inner.instance
+        &self.shared.instance
     }
 
     /// Counts the records.
     pub fn stats(&self) -> Result<StoreStats, StoreError> {
-        let _st = self.inner.read();
-        let t = &self.inner.trees;
-        let mut s = StoreStats {
-            runs: t.get(T::Runs).len(),
-            events: t.get(T::History).len(),
-            tasks: t.get(T::Tasks).len(),
-            attempts: t.get(T::Attempts).len(),
-            keys: 0,
-        };
-        s.keys = t.all.iter().map(|t| t.len()).sum();
+        let mut s = StoreStats::default();
+        for k in self.shared.tree.iter().keys() {
+            let k = k.map_err(backend)?;
+            s.keys += 1;
+            match k.first() {
+                Some(&keys::RUN) => s.runs += 1,
+                Some(&keys::EVENT) => s.events += 1,
+                Some(&keys::TASK) => s.tasks += 1,
+                Some(&keys::ATTEMPT) => s.attempts += 1,
+                _ => {}
+            }
+        }
         Ok(s)
     }
 
-    /// Flushes everything written so far (lease markers and heartbeats included).
+    /// How many writes, operations and syncs the store has done since it opened.
+    pub fn write_counters(&self) -> WriteCounters {
+        let c = &self.shared.counters;
+        WriteCounters {
+            writes: c.writes.load(Ordering::Relaxed),
+            ops: c.ops.load(Ordering::Relaxed),
+            syncs: c.syncs.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Flushes everything written so far (lease markers included) to sled's log.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await.map_err(backend)?;
+        self.shared.db.flush_async().await.map_err(backend)?;
         Ok(())
     }
 
-    async fn durable(&self, gen: u64) -> Result<(), StoreError> {
-        let r = self.flusher.wait(gen).await;
-        self.notify.notify_waiters();
-        r
+    async fn submit(&self, w: Write) -> Result<Done, StoreError> {
+        self.shared.submit(w).await
     }
 }
 
@@ -287,7 +315,7 @@ impl std::fmt::Debug for SledStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SledStore")
             .field("path", &self.path)
-            .field("instance", &self.inner.instance)
+            .field("instance", &self.shared.instance)
             .finish_non_exhaustive()
     }
 }
@@ -301,7 +329,7 @@ fn open_error(e: sled::Error, path: &str) -> StoreError {
     backend(e)
 }
 
-fn check_version(db: &sled::Db, trees: &Trees) -> Result<(), StoreError> {
+fn check_version(db: &sled::Db, path: &str) -> Result<(), StoreError> {
     match db.get(VERSION_KEY).map_err(backend)? {
         Some(v) => {
             let bytes: [u8; 4] = v.as_ref().try_into().map_err(|_| StoreError::Corrupt {
@@ -312,74 +340,86 @@ fn check_version(db: &sled::Db, trees: &Trees) -> Result<(), StoreError> {
             if found > FORMAT_VERSION {
                 return Err(StoreError::UnsupportedVersion { found, supported: FORMAT_VERSION });
             }
+            if found < FORMAT_VERSION {
+                return Err(StoreError::OutdatedFormat { path: path.to_string(), found, supported: FORMAT_VERSION });
+            }
             Ok(())
         }
         None => {
-            if let Some(name) = TREE_NAMES.iter().zip(&trees.all).find(|(_, t)| !t.is_empty()).map(|(n, _)| n) {
+            let names = db.tree_names();
+            if let Some(name) =
+                names.iter().find(|n| n.as_ref() != b"__sled__default" && db.open_tree(n).is_ok_and(|t| !t.is_empty()))
+            {
                 return Err(StoreError::Corrupt {
                     key: "meta/format_version".into(),
-                    reason: format!("missing, but tree {name} holds records"),
+                    reason: format!("missing, but tree {} holds records", String::from_utf8_lossy(name)),
                 });
             }
             db.insert(VERSION_KEY, &FORMAT_VERSION.to_be_bytes()).map_err(backend)?;
-            db.flush().map_err(backend)?;
             Ok(())
         }
     }
 }
 
-/// Every lease marker on disk was written by a process that is gone (sled's lock lets one
-/// process in at a time): its tasks are lost leases.
-fn recover(trees: &Trees) -> Result<(Leases, Recovery), StoreError> {
-    let mut leases = Leases::default();
-    let markers = trees.get(T::Leases);
-    let mut stale = Vec::new();
-    for kv in markers.iter() {
+/// Rebuilds the queue from the persisted tasks. Every lease marker on disk was written by a
+/// process that is gone (sled's lock lets one process in at a time): its tasks are lost
+/// leases, visible at once.
+fn recover(tree: &sled::Tree) -> Result<(State, Recovery, u64), StoreError> {
+    let mut state = State::default();
+    for kv in tree.scan_prefix([keys::TASK]) {
         let (k, v) = kv.map_err(backend)?;
-        let key = match std::str::from_utf8(&k) {
-            Ok(s) => TaskKey(s.to_string()),
-            Err(_) => {
-                stale.push(k);
-                continue;
-            }
+        let task: workflow_core::store::Task = decode(|| keys::describe(&k), &v)?;
+        state.load(task.key.clone(), TaskMeta::of(&task));
+    }
+    let mut stale = Vec::new();
+    for kv in tree.scan_prefix([keys::LEASE]) {
+        let (k, v) = kv.map_err(backend)?;
+        let Some(key) = keys::task_key_of(&k) else {
+            stale.push(k);
+            continue;
         };
-        match decode::<LeaseMarker>(|| format!("leases/{key}"), &v) {
+        match decode::<LeaseMarker>(|| keys::describe(&k), &v) {
             Ok(m) => {
                 tracing::debug!(task = %key, instance = %m.instance, owner = %m.owner, "lease of a previous process")
             }
             Err(e) => tracing::warn!(error = %e, "unreadable lease marker; treating the task as lost"),
         }
-        if trees.get(T::Tasks).contains_key(&k).map_err(backend)? {
-            leases.lost.insert(key);
+        if state.has_task(&key) {
+            state.lost.insert(key);
         } else {
             stale.push(k);
         }
     }
     for k in stale {
-        markers.remove(k).map_err(backend)?;
+        tree.remove(k).map_err(backend)?;
     }
-    let lost_leases = leases.lost.len();
-    Ok((leases, Recovery { lost_leases }))
+    let next_seq_no = match tree.scan_prefix([keys::ORDER]).next_back().transpose().map_err(backend)? {
+        Some((k, _)) => keys::trailing_u64(&k).map_or(0, |n| n + 1),
+        None => 0,
+    };
+    let lost_leases = state.lost.len();
+    tracing::debug!(tasks = state.task_count(), lost_leases, "store opened");
+    Ok((state, Recovery { lost_leases }, next_seq_no))
 }
 
 #[async_trait]
 impl Store for SledStore {
     async fn create_run(&self, run: NewRun) -> Result<(), StoreError> {
-        self.inner.create_run(run)?;
-        let gen = self.flusher.wrote();
-        self.durable(gen).await
+        self.submit(Write::Create(run)).await.map(|_| ())
     }
 
     async fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError> {
         let closes = req.events.iter().any(EventKind::is_terminal).then(|| req.run_id.clone());
-        let out = self.inner.append(req)?;
-        let gen = self.flusher.wrote();
-        self.durable(gen).await?;
-        if let Some(run_id) = closes {
-            // No receiver is fine: nobody waits.
-            let _ = self.closed.send(run_id);
+        match self.submit(Write::Append(req)).await? {
+            Done::Appended(out) => {
+                if let Some(run_id) = closes {
+                    // No receiver is fine: nobody waits.
+                    let _ = self.closed.send(run_id);
+                }
+                Ok(out)
+            }
+            _ => Err(StoreError::Backend { reason: "the committer answered an append oddly".into(), retryable: false }),
         }
-        Ok(out)
     }
 
     async fn lease_tasks(
@@ -389,11 +429,13 @@ impl Store for SledStore {
         max: usize,
         owner: &str,
     ) -> Result<Vec<LeasedTask>, StoreError> {
-        self.inner.lease_tasks(queue, now, max, owner)
+        self.shared.healthy()?;
+        let leased = self.shared.lease_tasks(queue, now, max, owner)?;
+        self.shared.visible(leased).await
     }
 
     async fn next_due(&self, queue: TaskQueue) -> Result<Option<Timestamp>, StoreError> {
-        self.inner.next_due(queue)
+        Ok(self.shared.state().next_due(queue))
     }
 
     async fn heartbeat(
@@ -404,39 +446,45 @@ impl Store for SledStore {
         now: Timestamp,
         until: Timestamp,
     ) -> Result<(), StoreError> {
-        self.inner.heartbeat(key, token, details, now, until)
+        self.submit(Write::Heartbeat { key: key.clone(), token, details, now, until }).await.map(|_| ())
     }
 
     async fn read_history(&self, run_id: &RunId, after: EventId) -> Result<Vec<Event>, StoreError> {
-        self.inner.read_history(run_id, after)
+        let h = self.shared.read_history(run_id, after)?;
+        self.shared.visible(h).await
     }
 
     async fn get_run(&self, run_id: &RunId) -> Result<Option<RunInfo>, StoreError> {
-        self.inner.get_run(run_id)
+        let r = self.shared.get_run(run_id)?;
+        self.shared.visible(r).await
     }
 
     async fn current_run(&self, workflow_id: &str) -> Result<Option<RunInfo>, StoreError> {
-        self.inner.current_run(workflow_id)
+        let r = self.shared.current_run(workflow_id)?;
+        self.shared.visible(r).await
     }
 
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunInfo>, StoreError> {
-        self.inner.list_runs(filter)
+        let r = self.shared.list_runs(filter)?;
+        self.shared.visible(r).await
     }
 
     async fn list_tasks(&self, run_id: &RunId) -> Result<Vec<PendingTask>, StoreError> {
-        self.inner.list_tasks(run_id)
+        let r = self.shared.list_tasks(run_id)?;
+        self.shared.visible(r).await
     }
 
     async fn list_attempts(&self, run_id: &RunId) -> Result<Vec<AttemptRecord>, StoreError> {
-        self.inner.list_attempts(run_id)
+        let r = self.shared.list_attempts(run_id)?;
+        self.shared.visible(r).await
     }
 
     async fn delete_closed_before(&self, before: Timestamp) -> Result<usize, StoreError> {
-        self.inner.delete_closed_before(before)
+        retention::delete_closed_before(&self.shared, before).await
     }
 
     fn notifier(&self) -> Option<Arc<Notify>> {
-        Some(self.notify.clone())
+        Some(self.shared.notify.clone())
     }
 
     fn closed_runs(&self) -> Option<tokio::sync::broadcast::Receiver<RunId>> {

@@ -111,7 +111,7 @@ async fn corrupt_records_are_typed_errors_naming_key_and_run() {
     }
     {
         let db = open_raw(&path);
-        db.open_tree("history").unwrap().insert(keys::event_key(&run_id, 1), b"{not json".as_slice()).unwrap();
+        db.open_tree("records").unwrap().insert(keys::event(&run_id, 1), b"\xc1not msgpack".as_slice()).unwrap();
         db.flush().unwrap();
     }
     {
@@ -125,7 +125,7 @@ async fn corrupt_records_are_typed_errors_naming_key_and_run() {
     }
     {
         let db = open_raw(&path);
-        db.open_tree("runs").unwrap().insert(run_id.as_str(), vec![0xff, 0x00, 0x13]).unwrap();
+        db.open_tree("records").unwrap().insert(keys::run(&run_id), vec![0xc1, 0x00, 0x13]).unwrap();
         db.flush().unwrap();
     }
     let s = SledStore::open(&path).unwrap();
@@ -196,8 +196,8 @@ async fn concurrent_writers_share_flushes() {
                 .open()
                 .unwrap(),
         );
-        let writes = 64;
-        let before = store.flusher.flushes();
+        let writes = 64u64;
+        let before = store.write_counters();
         let handles: Vec<_> = (0..writes)
             .map(|i| {
                 let s = store.clone();
@@ -207,7 +207,10 @@ async fn concurrent_writers_share_flushes() {
         for h in handles {
             h.await.unwrap().unwrap();
         }
-        let flushes = store.flusher.flushes() - before;
+        let after = store.write_counters();
+        let flushes = after.syncs - before.syncs;
+        assert_eq!(after.ops - before.ops, writes, "every create is one committed operation");
+        assert_eq!(after.writes - before.writes, flushes, "each store write is flushed and synced once");
         assert!(flushes <= writes, "{writes} writes took {flushes} flushes");
         if !delay.is_zero() {
             assert!(flushes < writes / 2, "{writes} concurrent writes took {flushes} flushes (delay {delay:?})");

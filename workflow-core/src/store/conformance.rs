@@ -39,6 +39,9 @@ where
     listing_and_attempts(make().await).await;
     retention_deletes_closed_runs(make().await).await;
     task_for_another_run_survives_close(make().await).await;
+    eager_lease_in_the_same_write(make().await).await;
+    eager_lease_expires_as_lost(make().await).await;
+    concurrent_appends_fail_alone(make().await).await;
 }
 
 /// A new run for tests.
@@ -437,4 +440,105 @@ async fn task_for_another_run_survives_close(store: Arc<dyn Store>) {
         .await
         .expect("a lease is completed through any existing run, even a closed one");
     assert!(store.list_tasks(&future_run).await.unwrap().is_empty());
+}
+
+async fn eager_lease_in_the_same_write(store: Arc<dyn Store>) {
+    let run = new_run("eager", "T", T0);
+    let run_id = run.info.run_id.clone();
+    store.create_run(run).await.unwrap();
+    let wt = lease_one(&store, T0).await;
+    let timer = timer_task(&run_id, 0, T0);
+    let other = timer_task(&run_id, 1, T0);
+    let out = store
+        .append(
+            AppendRequest::new(run_id.clone(), T0)
+                .events([
+                    EventKind::TimerStarted { seq: 0, fire_at: T0 },
+                    EventKind::TimerStarted { seq: 1, fire_at: T0 },
+                ])
+                .task_op(TaskOp::Upsert(timer.clone()))
+                .task_op(TaskOp::Upsert(other.clone()))
+                .complete(wt.task.key.clone(), wt.token)
+                // A key the append does not upsert is not leased.
+                .lease_to("eager-worker", T0, vec![timer.key.clone(), TaskKey::timer(&run_id, 9)]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.leased.len(), 1, "exactly the upserted task named in the lease is leased: {:?}", out.leased);
+    let leased = &out.leased[0];
+    assert_eq!(leased.task, timer, "the eager lease returns the task as written");
+    assert!(!leased.previous_lease_lost);
+    let visible = store.lease_tasks(TaskQueue::Workflow, T0, 10, "poller").await.unwrap();
+    assert_eq!(
+        visible.iter().map(|t| t.task.key.clone()).collect::<Vec<_>>(),
+        vec![other.key.clone()],
+        "an eagerly leased task is not leased again through the queue"
+    );
+    let pending = store.list_tasks(&run_id).await.unwrap();
+    let lease = pending.iter().find(|p| p.task.key == timer.key).and_then(|p| p.lease.clone());
+    assert_eq!(lease.map(|l| l.0), Some("eager-worker".to_string()), "list_tasks shows the eager lease's holder");
+    store
+        .append(AppendRequest::new(run_id.clone(), T0).complete(leased.task.key.clone(), leased.token))
+        .await
+        .expect("the eager lease's token completes the task");
+    assert!(
+        !store.list_tasks(&run_id).await.unwrap().iter().any(|p| p.task.key == timer.key),
+        "the completed eager task is gone"
+    );
+}
+
+async fn eager_lease_expires_as_lost(store: Arc<dyn Store>) {
+    let run = new_run("eager-lost", "T", T0);
+    let run_id = run.info.run_id.clone();
+    store.create_run(run).await.unwrap();
+    let timer = timer_task(&run_id, 0, T0);
+    let out = store
+        .append(
+            AppendRequest::new(run_id.clone(), T0)
+                .events([EventKind::TimerStarted { seq: 0, fire_at: T0 }])
+                .task_op(TaskOp::Upsert(timer.clone()))
+                .lease_to("dies", T0, vec![timer.key.clone()]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.leased.len(), 1);
+    let later = T0.add(timer.lease_duration).add(Duration::from_millis(1));
+    let again = store.lease_tasks(TaskQueue::Workflow, later, 10, "survivor").await.unwrap();
+    let t = again.iter().find(|t| t.task.key == timer.key).expect("an expired eager lease makes the task visible");
+    assert!(t.previous_lease_lost, "an expired eager lease is reported as lost");
+    let stale =
+        store.append(AppendRequest::new(run_id.clone(), later).complete(timer.key.clone(), out.leased[0].token));
+    assert!(matches!(stale.await, Err(StoreError::LeaseLost { .. })), "the dead holder's token is fenced off");
+}
+
+async fn concurrent_appends_fail_alone(store: Arc<dyn Store>) {
+    let mut runs = Vec::new();
+    for i in 0..16 {
+        let run = new_run(&format!("group-{i}"), "T", T0);
+        runs.push(run.info.run_id.clone());
+        store.create_run(run).await.unwrap();
+    }
+    // All at once, so that a store with group commit puts them in one write; the odd ones
+    // carry a stale expectation and must fail without taking the others down.
+    let appends = runs.iter().enumerate().map(|(i, run_id)| {
+        let store = store.clone();
+        let run_id = run_id.clone();
+        async move {
+            let expected = if i % 2 == 0 { 1 } else { 5 };
+            let req = AppendRequest::new(run_id.clone(), T0)
+                .expect_last(expected)
+                .events([EventKind::SignalReceived { name: format!("s{i}"), payload: Payload::null() }]);
+            (run_id, i, store.append(req).await)
+        }
+    });
+    for (run_id, i, result) in futures::future::join_all(appends).await {
+        let history = store.read_history(&run_id, 0).await.unwrap();
+        if i % 2 == 0 {
+            assert_eq!(result.expect("a valid append in a group succeeds").last_event_id, 2);
+            assert_eq!(history.len(), 2, "run {i}: its own event is recorded");
+        } else {
+            assert!(matches!(result, Err(StoreError::Conflict { .. })), "run {i}: {result:?}");
+            assert_eq!(history.len(), 1, "run {i}: a failed append in a group records nothing");
+        }
+    }
 }

@@ -204,9 +204,13 @@ impl Store for MemoryStore {
         if let Some(f) = req.task_failure {
             row.info.task_failure = f;
         }
+        let mut upserted = HashSet::new();
         for op in req.task_ops {
             match op {
-                TaskOp::Upsert(t) => g.upsert(t),
+                TaskOp::Upsert(t) => {
+                    upserted.insert(t.key.clone());
+                    g.upsert(t)
+                }
                 TaskOp::Delete(k) => g.delete(&k),
             }
         }
@@ -235,12 +239,28 @@ impl Store for MemoryStore {
         if let Some(a) = req.attempt {
             g.attempts.entry(req.run_id.clone()).or_default().push(a);
         }
+        let mut leased = Vec::new();
+        if let Some(l) = req.lease {
+            for key in l.keys {
+                if !upserted.contains(&key) || !g.tasks.contains_key(&key) {
+                    continue;
+                }
+                g.index_remove(&key);
+                g.next_token += 1;
+                let token = g.next_token;
+                let row = g.tasks.get_mut(&key).expect("checked above");
+                row.leased_version = row.version;
+                row.lease = Some(Lease { token, until: l.now.add(row.task.lease_duration), owner: l.owner.clone() });
+                leased.push(LeasedTask { task: row.task.clone(), token, previous_lease_lost: false });
+                g.index_insert(&key);
+            }
+        }
         self.notify.notify_waiters();
         if closed.is_some() {
             // No receiver is fine: nobody waits.
             let _ = self.closed.send(req.run_id.clone());
         }
-        Ok(AppendOutcome { last_event_id: new_last, time })
+        Ok(AppendOutcome { last_event_id: new_last, time, leased })
     }
 
     async fn lease_tasks(

@@ -23,9 +23,9 @@ use tokio::sync::Notify;
 
 pub use memory::MemoryStore;
 pub use types::{
-    ActivityTask, AppendOutcome, AppendRequest, AttemptOutcome, AttemptRecord, Completion, LeaseToken, LeasedTask,
-    NewRun, PendingTask, RunFilter, RunInfo, RunStatus, StartChildTask, StartRunTask, Task, TaskKey, TaskKind, TaskOp,
-    TaskQueue,
+    ActivityTask, AppendOutcome, AppendRequest, AttemptOutcome, AttemptRecord, Completion, EagerLease, LeaseToken,
+    LeasedTask, NewRun, PendingTask, RunFilter, RunInfo, RunStatus, StartChildTask, StartRunTask, Task, TaskKey,
+    TaskKind, TaskOp, TaskQueue,
 };
 
 use crate::error::StoreError;
@@ -59,6 +59,13 @@ pub trait Store: Send + Sync + 'static {
     /// - Events on a closed run fail with [`StoreError::RunClosed`].
     /// - A task op may create a task of *another* run (a child's end delivered to its parent,
     ///   a parent-close policy applied to a child): the task belongs to `task.run_id`.
+    /// - With `lease`, the tasks it names that this append upserts are leased to its owner in
+    ///   the same write (eager dispatch) and returned in [`AppendOutcome::leased`]. After a
+    ///   crash such a task is visible again and its next lease reports `previous_lease_lost`.
+    /// - Nothing an append writes is visible to any reader (`read_history`, `lease_tasks`,
+    ///   `get_run`, ...) before the append is durable, and `Ok` is returned only then.
+    ///   Concurrent appends may share one write and one flush (group commit); one that fails
+    ///   its own checks fails alone.
     async fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError>;
 
     /// Leases up to `max` tasks of `queue` that are visible at `now` (or whose lease expired),

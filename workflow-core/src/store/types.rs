@@ -526,6 +526,22 @@ pub struct AppendRequest {
     pub task_failure: Option<Option<String>>,
     /// An attempt to add to the attempt log.
     pub attempt: Option<AttemptRecord>,
+    /// Tasks upserted by this append to lease at once (eager dispatch): the write that
+    /// creates them also records them as leased, so the worker starts them without going
+    /// back to the store.
+    pub lease: Option<EagerLease>,
+}
+
+/// Tasks to lease in the same write that creates them (see [`AppendRequest::lease`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EagerLease {
+    /// The lease holder (the worker's identity).
+    pub owner: String,
+    /// When the leases start; each lasts its task's `lease_duration`.
+    pub now: Timestamp,
+    /// The tasks, each upserted by the same append. Keys the append does not upsert (or
+    /// deletes again, as when the run closes) are not leased.
+    pub keys: Vec<TaskKey>,
 }
 
 impl AppendRequest {
@@ -540,6 +556,7 @@ impl AppendRequest {
             complete: None,
             task_failure: None,
             attempt: None,
+            lease: None,
         }
     }
 
@@ -584,15 +601,24 @@ impl AppendRequest {
         self.task_failure = Some(f);
         self
     }
+
+    /// Leases the tasks `keys` (upserted by this append) to `owner` from `now`, in the same
+    /// write; [`AppendOutcome::leased`] returns the leases.
+    pub fn lease_to(mut self, owner: impl Into<String>, now: Timestamp, keys: Vec<TaskKey>) -> Self {
+        self.lease = Some(EagerLease { owner: owner.into(), now, keys });
+        self
+    }
 }
 
 /// What an append did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct AppendOutcome {
     /// The history's last event id after the append.
     pub last_event_id: EventId,
     /// The time recorded on the appended events.
     pub time: Timestamp,
+    /// The tasks leased by [`AppendRequest::lease`], durable with the append.
+    pub leased: Vec<LeasedTask>,
 }
 
 /// How an attempt ended.
