@@ -1,4 +1,8 @@
-//! Test support: a virtual clock.
+//! Test support: a virtual clock, and a store wrapper that counts the engine's store calls.
+
+mod counting;
+
+pub use counting::{CountingStore, StoreCalls};
 
 use std::time::Duration;
 

@@ -320,7 +320,7 @@ async fn reschedule(
 }
 
 /// Records the activity's final outcome and advances the workflow in the same write.
-async fn finish(inner: &Inner, leased: LeasedTask, a: &ActivityTask, outcome: EventKind, rec: AttemptRecord) {
+async fn finish(inner: &Arc<Inner>, leased: LeasedTask, a: &ActivityTask, outcome: EventKind, rec: AttemptRecord) {
     let inputs = vec![
         EventKind::ActivityStarted { seq: a.seq, attempt: a.attempt.max(1), worker: inner.options.identity.clone() },
         outcome,

@@ -5,6 +5,8 @@ use tracing::{debug, warn};
 
 use super::closing;
 use super::workflow_tasks::{process_run, Trigger};
+use std::sync::Arc;
+
 use super::Inner;
 use crate::error::{Failure, StoreError};
 use crate::history::{ChildEnd, ChildFailure, EventKind, ParentRef};
@@ -15,7 +17,7 @@ use crate::store::{AppendRequest, LeasedTask, NewRun, RunInfo, RunStatus, StartC
 
 /// Creates the child run (idempotently: a retry after a crash finds the run it created) and
 /// records in the parent that it started, or why it could not.
-pub(crate) async fn start_child(inner: &Inner, task: LeasedTask, st: StartChildTask) {
+pub(crate) async fn start_child(inner: &Arc<Inner>, task: LeasedTask, st: StartChildTask) {
     let parent_run = task.task.run_id.clone();
     let parent = ParentRef { workflow_id: st.parent_workflow_id.clone(), run_id: parent_run.clone(), seq: st.seq };
     let input = match start_outcome(inner, &st, &parent).await {
@@ -100,7 +102,7 @@ async fn start_outcome(inner: &Inner, st: &StartChildTask, parent: &ParentRef) -
 }
 
 /// Delivers a closed child's outcome to its parent.
-pub(crate) async fn deliver_child_end(inner: &Inner, task: LeasedTask, seq: Seq, child_run: RunId) {
+pub(crate) async fn deliver_child_end(inner: &Arc<Inner>, task: LeasedTask, seq: Seq, child_run: RunId) {
     let parent_run = task.task.run_id.clone();
     let info = match inner.store.get_run(&child_run).await {
         Ok(i) => i,

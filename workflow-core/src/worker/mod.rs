@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tracing::warn;
 
@@ -225,7 +225,7 @@ pub(crate) struct Inner {
     known: executor::Known,
     run_locks: Mutex<HashMap<RunId, Arc<tokio::sync::Mutex<()>>>>,
     workflow_permits: Arc<Semaphore>,
-    activity_permits: Arc<Semaphore>,
+    pub(crate) activity_permits: Arc<Semaphore>,
     pub(crate) shutdown: watch::Receiver<bool>,
     /// Running tasks; aborted when the worker is dropped (as a crash would end them).
     inflight: Mutex<JoinSet<()>>,
@@ -241,7 +241,7 @@ impl Inner {
         self.known.lock().unwrap_or_else(|e| e.into_inner()).get(run_id).copied().unwrap_or(0)
     }
 
-    fn is_shutting_down(&self) -> bool {
+    pub(crate) fn is_shutting_down(&self) -> bool {
         *self.shutdown.borrow()
     }
 
@@ -323,17 +323,9 @@ async fn poll_loop(inner: Arc<Inner>, queue: TaskQueue) {
             }
         };
         let got = leased.len();
-        let inner_ref = inner.clone();
         for task in leased {
             let permit = granted.pop().expect("leased at most as many tasks as permits");
-            let inner = inner.clone();
-            let fut = async move {
-                handle_task(&inner, task).await;
-                drop(permit);
-            };
-            let mut set = inner_set(&inner_ref);
-            while set.try_join_next().is_some() {}
-            set.spawn(fut);
+            spawn_task(&inner, task, permit);
         }
         drop(granted);
         if got > 0 {
@@ -352,6 +344,35 @@ async fn poll_loop(inner: Arc<Inner>, queue: TaskQueue) {
             _ = inner.clock.sleep(wait) => {}
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+/// Runs a leased task in the background, holding `permit` (a slot of its queue) until done.
+fn spawn_task(inner: &Arc<Inner>, task: LeasedTask, permit: OwnedSemaphorePermit) {
+    let i = inner.clone();
+    let fut = async move {
+        handle_task(&i, task).await;
+        drop(permit);
+    };
+    let mut set = inner_set(inner);
+    while set.try_join_next().is_some() {}
+    set.spawn(fut);
+}
+
+/// Starts the activity tasks an append leased to this worker (eager dispatch), each in the
+/// slot reserved for it; unused slots are freed.
+pub(crate) fn dispatch_eager(
+    inner: &Arc<Inner>,
+    leased: Vec<LeasedTask>,
+    mut slots: Vec<(crate::store::TaskKey, OwnedSemaphorePermit)>,
+) {
+    for task in leased {
+        let Some(i) = slots.iter().position(|(k, _)| *k == task.task.key) else {
+            warn!(task = %task.task.key, "the store leased a task this worker did not ask for; its lease will expire");
+            continue;
+        };
+        let (_, permit) = slots.swap_remove(i);
+        spawn_task(inner, task, permit);
     }
 }
 

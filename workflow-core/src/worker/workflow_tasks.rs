@@ -98,12 +98,12 @@ pub(crate) async fn handle(inner: &Arc<Inner>, task: LeasedTask) {
 }
 
 /// Advances `run_id` because of `trigger` and commits the outcome in one append.
-pub(crate) async fn process_run(inner: &Inner, run_id: RunId, trigger: Trigger) {
+pub(crate) async fn process_run(inner: &Arc<Inner>, run_id: RunId, trigger: Trigger) {
     let span = info_span!("workflow_task", run_id = %run_id, workflow_id = tracing::field::Empty);
     process_run_inner(inner, run_id, trigger).instrument(span).await
 }
 
-async fn process_run_inner(inner: &Inner, run_id: RunId, trigger: Trigger) {
+async fn process_run_inner(inner: &Arc<Inner>, run_id: RunId, trigger: Trigger) {
     let _lock = inner.lock_run(&run_id).await;
     let mut after = inner.known_last(&run_id);
     let mut conflicts = 0;
@@ -211,10 +211,18 @@ async fn process_run_inner(inner: &Inner, run_id: RunId, trigger: Trigger) {
         }
         // A successful workflow task clears any earlier stuck reason.
         req = req.task_failure(None);
+        let eager = eager_slots(inner, &req.task_ops);
+        if !eager.is_empty() {
+            let keys = eager.iter().map(|(k, _)| k.clone()).collect();
+            req = req.lease_to(inner.options.identity.clone(), now, keys);
+        }
         match inner.store.append(req).await {
             // The cached run learns its own commands from the next history delta, like any
-            // other events.
-            Ok(_) => return,
+            // other events. Activities leased by the append start at once.
+            Ok(out) => {
+                super::dispatch_eager(inner, out.leased, eager);
+                return;
+            }
             Err(StoreError::Conflict { .. }) => {
                 evict(inner, &run_id);
                 after = 0;
@@ -234,6 +242,27 @@ async fn process_run_inner(inner: &Inner, run_id: RunId, trigger: Trigger) {
         }
     }
     warn!("workflow task kept conflicting with concurrent appends; leaving it for a later attempt");
+}
+
+/// Activity tasks among `ops` that this worker can start at once (eager dispatch): it runs
+/// their type and has a free slot, which the returned permit holds.
+fn eager_slots(inner: &Inner, ops: &[TaskOp]) -> Vec<(TaskKey, tokio::sync::OwnedSemaphorePermit)> {
+    if inner.is_shutting_down() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for op in ops {
+        let TaskOp::Upsert(Task { key, kind: TaskKind::Activity(a), .. }) = op else { continue };
+        if !inner.registry.activities.contains_key(&a.activity_type) {
+            continue;
+        }
+        match inner.activity_permits.clone().try_acquire_owned() {
+            Ok(p) => out.push((key.clone(), p)),
+            // No free slot: the rest go through the queue.
+            Err(_) => break,
+        }
+    }
+    out
 }
 
 fn evict(inner: &Inner, run_id: &RunId) {
