@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use workflow_core::store::{MemoryStore, Store};
+use workflow_core::testing::CountingStore;
 use workflow_store_sled::{Durability, SledStore};
 
 /// Which store a workload runs on.
@@ -38,6 +39,70 @@ impl StoreKind {
             StoreKind::Memory => Arc::new(MemoryStore::new()),
             StoreKind::SledDurable => Arc::new(open_sled(dir)?),
         })
+    }
+}
+
+/// A store opened for a measured workload: calls are counted, and a sled store's own
+/// write and sync counters are at hand.
+pub struct Measured {
+    /// The store to run on (counting).
+    pub store: Arc<dyn Store>,
+    /// The counts of its calls.
+    pub counting: Arc<CountingStore>,
+    /// The sled store underneath, if any.
+    pub sled: Option<Arc<SledStore>>,
+    cpu_at_open: Option<f64>,
+}
+
+impl StoreKind {
+    /// Opens a store of this kind with counters (see [`Measured`]).
+    pub fn open_measured(self, dir: &Path) -> anyhow::Result<Measured> {
+        let (inner, sled): (Arc<dyn Store>, _) = match self {
+            StoreKind::Memory => (Arc::new(MemoryStore::new()), None),
+            StoreKind::SledDurable => {
+                let s = Arc::new(open_sled(dir)?);
+                (s.clone(), Some(s))
+            }
+        };
+        let counting = Arc::new(CountingStore::new(inner));
+        Ok(Measured { store: counting.clone(), counting, sled, cpu_at_open: crate::measure::cpu_seconds() })
+    }
+}
+
+impl Measured {
+    /// Rows saying what each of `steps` activity steps cost: store calls that write, sled
+    /// batches and syncs (counted, not estimated), and the process's CPU seconds.
+    pub fn cost_rows(&self, workload: &str, store: &str, steps: u64, workflows: u64) -> Vec<crate::measure::Row> {
+        use crate::measure::Row;
+        let per = |n: u64| format!("{:.2}", n as f64 / steps.max(1) as f64);
+        let calls = self.counting.calls();
+        let mut rows = vec![Row::new(
+            workload,
+            store,
+            "store calls that write, per activity step",
+            format!(
+                "{} ({} appends, {} creates, {} queue leases, {} eager leases)",
+                per(calls.writes()),
+                calls.appends,
+                calls.creates,
+                calls.workflow_leases + calls.activity_leases,
+                calls.eager_leases
+            ),
+        )];
+        if let Some(s) = &self.sled {
+            let c = s.write_counters();
+            rows.push(Row::new(
+                workload,
+                store,
+                "sled writes (batches) / syncs per activity step",
+                format!("{} / {} ({} ops in {} batches)", per(c.writes), per(c.syncs), c.ops, c.writes),
+            ));
+        }
+        if let (true, Some(a), Some(b)) = (workflows > 1, self.cpu_at_open, crate::measure::cpu_seconds()) {
+            let per_k = (b - a) * 1000.0 / workflows.max(1) as f64;
+            rows.push(Row::new(workload, store, "process CPU s per 1,000 workflows", format!("{per_k:.2}")));
+        }
+        rows
     }
 }
 

@@ -4,6 +4,7 @@
 //! cargo run --release -p benches --bin workloads                  # full sizes
 //! cargo run --release -p benches --bin workloads -- --quick       # small sizes (CI)
 //! cargo run --release -p benches --bin workloads -- --only w1,w2 --store sled  # some
+//! cargo run --release -p benches --bin workloads -- --only w2 --workflows 10000 # sizes
 //! ```
 
 use std::path::PathBuf;
@@ -16,7 +17,8 @@ use benches::stores::StoreKind;
 use benches::workloads::batch;
 use benches::workloads::{parked, recovery, replay, sequential, throughput, Sizes};
 
-const USAGE: &str = "usage: workloads [--quick] [--only w1,w2,w3,w4,w5,replay] [--store memory|sled]";
+const USAGE: &str =
+    "usage: workloads [--quick] [--only w1,w2,w3,w4,w5,replay] [--store memory|sled] [--steps N] [--workflows N]";
 const ALL: [&str; 6] = ["w1", "w2", "w3", "w4", "w5", "replay"];
 
 fn main() -> ExitCode {
@@ -40,6 +42,8 @@ async fn runner(args: &[String]) -> anyhow::Result<()> {
     let mut quick = false;
     let mut only: Vec<String> = ALL.iter().map(|s| s.to_string()).collect();
     let mut stores: Vec<StoreKind> = StoreKind::ALL.to_vec();
+    let mut steps: Option<u64> = None;
+    let mut workflows: Option<u64> = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -56,6 +60,15 @@ async fn runner(args: &[String]) -> anyhow::Result<()> {
                 let kind = StoreKind::parse(name).ok_or_else(|| anyhow::anyhow!("unknown store {name:?}\n{USAGE}"))?;
                 stores = vec![kind];
             }
+            "--steps" | "--workflows" => {
+                let n = it.next().and_then(|v| v.replace('_', "").parse::<u64>().ok()).filter(|n| *n > 0);
+                let n = n.ok_or_else(|| anyhow::anyhow!("{a} needs a positive number\n{USAGE}"))?;
+                if a == "--steps" {
+                    steps = Some(n);
+                } else {
+                    workflows = Some(n);
+                }
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -63,7 +76,10 @@ async fn runner(args: &[String]) -> anyhow::Result<()> {
             other => anyhow::bail!("unknown argument {other:?}\n{USAGE}"),
         }
     }
-    let sizes = if quick { Sizes::quick() } else { Sizes::full() };
+    let mut sizes = if quick { Sizes::quick() } else { Sizes::full() };
+    // --steps sizes W1 (sequential activities); --workflows sizes W2.
+    sizes.w1_activities = steps.unwrap_or(sizes.w1_activities);
+    sizes.w2_workflows = workflows.unwrap_or(sizes.w2_workflows);
     let wants = |w: &str| only.iter().any(|o| o == w);
     let mut rows: Vec<Row> = Vec::new();
     let began = Instant::now();

@@ -12,8 +12,8 @@ use crate::stores::StoreKind;
 /// Runs W1 on `kind` and reports activities per second.
 pub async fn run(kind: StoreKind, activities: u64) -> anyhow::Result<Vec<Row>> {
     let dir = tempfile::tempdir()?;
-    let store = kind.open(&dir.path().join("db"))?;
-    let worker = start_worker(store, WorkerOptions::default())?;
+    let measured = kind.open_measured(&dir.path().join("db"))?;
+    let worker = start_worker(measured.store.clone(), WorkerOptions::default())?;
     let client = worker.client().with_limits(super::bench_limits());
     let started = Instant::now();
     let handle = client.start::<Sequential>("w1", activities, StartOptions::default()).await?;
@@ -26,11 +26,13 @@ pub async fn run(kind: StoreKind, activities: u64) -> anyhow::Result<Vec<Row>> {
         StoreKind::Memory => ("≥ 50,000", 50_000.0),
         StoreKind::SledDurable => ("≥ 3,000", 3_000.0),
     };
-    Ok(vec![Row::new(
+    let mut rows = vec![Row::new(
         "W1 sequential",
         kind.name(),
         format!("activities/s ({} activities)", grouped(activities as f64)),
         grouped(per_sec),
     )
-    .target(target, per_sec >= floor)])
+    .target(target, per_sec >= floor)];
+    rows.extend(measured.cost_rows("W1 sequential", kind.name(), activities, 1));
+    Ok(rows)
 }

@@ -14,8 +14,8 @@ use crate::stores::StoreKind;
 /// (from calling `start` to `result()` returning, as a client sees it).
 pub async fn run(kind: StoreKind, workflows: u64) -> anyhow::Result<Vec<Row>> {
     let dir = tempfile::tempdir()?;
-    let store = kind.open(&dir.path().join("db"))?;
-    let worker = start_worker(store, WorkerOptions::default())?;
+    let measured = kind.open_measured(&dir.path().join("db"))?;
+    let worker = start_worker(measured.store.clone(), WorkerOptions::default())?;
     let client = worker.client();
     let began = Instant::now();
     let mut set = JoinSet::new();
@@ -47,10 +47,12 @@ pub async fn run(kind: StoreKind, workflows: u64) -> anyhow::Result<Vec<Row>> {
     if kind == StoreKind::SledDurable {
         p99_row = p99_row.target("< 1 s", p99 < Duration::from_secs(1));
     }
-    Ok(vec![
+    let mut rows = vec![
         Row::new("W2 throughput", kind.name(), format!("workflows/s ({size})"), grouped(per_sec))
             .target(target, per_sec >= floor),
         Row::new("W2 throughput", kind.name(), "p50 start-to-result", human(p50)),
         p99_row,
-    ])
+    ];
+    rows.extend(measured.cost_rows("W2 throughput", kind.name(), workflows * 3, workflows));
+    Ok(rows)
 }
