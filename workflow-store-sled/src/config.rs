@@ -11,8 +11,9 @@ use crate::SledStore;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Durability {
-    /// The default. `create_run` and `append` return only after their write is flushed to
-    /// disk; concurrent writers share one flush (group commit). Nothing acknowledged is lost.
+    /// The default. `create_run` and `append` return only after their write is flushed and
+    /// synced to disk (`fdatasync`); concurrent writers, of any runs, share one write and one
+    /// sync (group commit). Nothing acknowledged is lost by a process crash or a power loss.
     Flush,
     /// Opt-in: writes return at once and a background thread flushes every `every`. A crash
     /// (of the process or the machine) can lose the writes of the last `every` or so,
@@ -67,9 +68,9 @@ impl SledStoreBuilder {
         self
     }
 
-    /// How long the flusher waits for more writers before it flushes (default zero: it
-    /// flushes as soon as a writer waits, and writers that arrive during a flush share the
-    /// next one). A small delay trades latency for fewer flushes under heavy load.
+    /// How long the committer waits for more writers before it takes a group (default zero:
+    /// it takes whatever is waiting at once, and writers that arrive during a write and its
+    /// sync share the next one). A small delay trades latency for fewer syncs under load.
     pub fn group_commit_delay(mut self, d: Duration) -> Self {
         self.group_commit_delay = d;
         self
