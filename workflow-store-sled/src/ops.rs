@@ -142,16 +142,12 @@ fn append(op: &mut Op<'_>, cx: &mut Ctx<'_>, req: AppendRequest) -> Result<Appen
     }
     if let Some(c) = req.complete {
         let rearmed = op.upserted_in_group(&c.key) || cx.state.lease(&c.key).is_some_and(|l| l.rearmed);
-        // A task deleted by this very append only loses its lease.
-        let gone = op.task(&c.key)?.is_none();
-        if gone {
-            op.end_lease(&c.key);
-        } else if !c.release && !rearmed {
+        // A completed task is done unless it was re-armed; a released or re-armed one (or
+        // one this very append deleted) only loses its lease.
+        if !c.release && !rearmed && op.task(&c.key)?.is_some() {
             op.delete_task(&c.key);
-            op.end_lease(&c.key);
-        } else {
-            op.end_lease(&c.key);
         }
+        op.end_lease(&c.key);
     }
     if closed {
         let mut doomed = cx.state.run_tasks(&run_id);
