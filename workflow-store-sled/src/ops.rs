@@ -130,11 +130,17 @@ fn append(op: &mut Op<'_>, cx: &mut Ctx<'_>, req: AppendRequest) -> Result<Appen
     if let Some(f) = req.task_failure {
         rec.info.task_failure = f;
     }
+    // The tasks this append writes, kept for its eager leases (no decode of what was just
+    // encoded).
+    let mut written = std::collections::HashMap::new();
     for t in req.task_ops {
         match t {
-            TaskOp::Upsert(task) => op.upsert_task(&task)?,
+            TaskOp::Upsert(task) => {
+                op.upsert_task(&task)?;
+                written.insert(task.key.clone(), task);
+            }
             TaskOp::Delete(key) => {
-                if op.task(&key)?.is_some() {
+                if op.has_task(&key)? {
                     op.delete_task(&key);
                 }
             }
@@ -144,7 +150,7 @@ fn append(op: &mut Op<'_>, cx: &mut Ctx<'_>, req: AppendRequest) -> Result<Appen
         let rearmed = op.upserted_in_group(&c.key) || cx.state.lease(&c.key).is_some_and(|l| l.rearmed);
         // A completed task is done unless it was re-armed; a released or re-armed one (or
         // one this very append deleted) only loses its lease.
-        if !c.release && !rearmed && op.task(&c.key)?.is_some() {
+        if !c.release && !rearmed && op.has_task(&c.key)? {
             op.delete_task(&c.key);
         }
         op.end_lease(&c.key);
@@ -166,10 +172,11 @@ fn append(op: &mut Op<'_>, cx: &mut Ctx<'_>, req: AppendRequest) -> Result<Appen
     let mut leased = Vec::new();
     if let Some(l) = req.lease {
         for key in l.keys {
-            if !op.upserted.contains(&key) {
+            // Upserted by this append and not deleted again (as when the run closed).
+            let Some(task) = written.remove(&key) else { continue };
+            if !op.has_task(&key)? {
                 continue;
             }
-            let Some(task) = op.task(&key)? else { continue };
             let token = cx.state.next_token();
             let marker = LeaseMarker { instance: cx.instance.to_string(), owner: l.owner.clone() };
             op.put(keys::lease(&key), encode("lease marker", &marker)?);

@@ -63,7 +63,7 @@ pub(crate) struct Op<'a> {
     group: &'a Group,
     writes: Writes,
     changes: Vec<Change>,
-    pub(crate) upserted: HashSet<TaskKey>,
+    upserted: HashSet<TaskKey>,
     ended: HashSet<TaskKey>,
 }
 
@@ -102,6 +102,11 @@ impl<'a> Op<'a> {
             Some(v) => decode(|| format!("tasks/{key}"), &v).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// Whether the task exists as this operation sees it (without decoding it).
+    pub(crate) fn has_task(&self, key: &TaskKey) -> Result<bool, StoreError> {
+        Ok(self.get(&keys::task(key))?.is_some())
     }
 
     pub(crate) fn upsert_task(&mut self, task: &Task) -> Result<(), StoreError> {
