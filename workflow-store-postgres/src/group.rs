@@ -1,0 +1,554 @@
+//! Group commit: the creates and appends that arrive together run as one transaction.
+//!
+//! The transaction locks the rows the group touches (runs `FOR UPDATE`, then tasks), checks
+//! and applies each write in arrival order in memory, exactly as `MemoryStore` would, and
+//! then writes the final state of every touched row in a handful of pipelined statements
+//! (one per table, whatever the group's size). A write whose own check fails (a conflict, a
+//! lost lease, a closed run) is left out and fails alone; the rest commit together, and each
+//! caller hears `Ok` only after `COMMIT` returned, that is, after PostgreSQL made it durable.
+
+use std::collections::{HashMap, HashSet};
+
+use deadpool_postgres::Transaction;
+use workflow_core::history::Event;
+use workflow_core::store::{
+    AppendOutcome, AppendRequest, AttemptRecord, LeasedTask, NewRun, RunInfo, RunStatus, Task, TaskKey, TaskOp,
+};
+use workflow_core::RunId;
+use workflow_core::{StoreError, Timestamp};
+
+use crate::rows::{self, encode, queue_code, task_from_row, ts, TaskRow, TASK_COLUMNS};
+
+/// A write waiting for its group.
+pub(crate) enum Write {
+    Create(NewRun),
+    Append(AppendRequest),
+}
+
+/// What a write got.
+pub(crate) enum Reply {
+    Created,
+    Appended(AppendOutcome),
+}
+
+struct RunState {
+    info: RunInfo,
+    last_time: Timestamp,
+    new: bool,
+    dirty: bool,
+}
+
+/// The group's view of the rows it touches.
+#[derive(Default)]
+struct Sim {
+    runs: HashMap<RunId, RunState>,
+    /// Runs checked for existence (by run id) that exist but are not locked for appends.
+    known_run_ids: HashSet<RunId>,
+    /// Open run per workflow id.
+    open: HashMap<String, RunId>,
+    tasks: HashMap<TaskKey, TaskRow>,
+    dirty_tasks: HashSet<TaskKey>,
+    deleted_tasks: HashSet<TaskKey>,
+    events: Vec<(RunId, Event)>,
+    attempts: Vec<AttemptRecord>,
+    tokens: Vec<i64>,
+    closed: Vec<RunId>,
+}
+
+/// The result of a group: one reply per write, in order, and the runs it closed.
+pub(crate) struct Outcome {
+    pub(crate) replies: Vec<Result<Reply, StoreError>>,
+    pub(crate) closed: Vec<RunId>,
+}
+
+/// Runs one group in `tx`. The caller commits (when this returns `Ok`) or retries.
+pub(crate) async fn run(
+    tx: &Transaction<'_>,
+    writes: &[Write],
+    channel: &str,
+    origin: &str,
+) -> Result<Outcome, tokio_postgres::Error> {
+    let mut sim = Sim::default();
+    load(tx, writes, &mut sim).await?;
+    let mut replies = Vec::with_capacity(writes.len());
+    for w in writes {
+        replies.push(match w {
+            Write::Create(run) => sim.create(run).map(|()| Reply::Created),
+            Write::Append(req) => sim.append(req).map(Reply::Appended),
+        });
+    }
+    store(tx, &sim, channel, origin).await?;
+    Ok(Outcome { replies, closed: sim.closed })
+}
+
+async fn load(tx: &Transaction<'_>, writes: &[Write], sim: &mut Sim) -> Result<(), tokio_postgres::Error> {
+    let mut append_runs: Vec<&str> = Vec::new();
+    let mut new_ids: Vec<&str> = Vec::new();
+    let mut new_wf_ids: Vec<&str> = Vec::new();
+    let mut keys: Vec<&str> = Vec::new();
+    let mut closing: Vec<&str> = Vec::new();
+    let mut eager = 0i64;
+    let wf_keys: Vec<TaskKey> = writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::Create(r) => Some(TaskKey::workflow(&r.info.run_id)),
+            Write::Append(_) => None,
+        })
+        .collect();
+    keys.extend(wf_keys.iter().map(|k| k.0.as_str()));
+    for w in writes {
+        match w {
+            Write::Create(r) => {
+                new_ids.push(&r.info.run_id.0);
+                new_wf_ids.push(&r.info.workflow_id);
+            }
+            Write::Append(req) => {
+                append_runs.push(&req.run_id.0);
+                for op in &req.task_ops {
+                    keys.push(match op {
+                        TaskOp::Upsert(t) => &t.key.0,
+                        TaskOp::Delete(k) => &k.0,
+                    });
+                }
+                if let Some(c) = &req.complete {
+                    keys.push(&c.key.0);
+                }
+                if req.events.iter().any(|e| RunStatus::from_terminal(e).is_some()) {
+                    closing.push(&req.run_id.0);
+                }
+                if let Some(l) = &req.lease {
+                    eager += l.keys.len() as i64;
+                }
+            }
+        }
+    }
+    append_runs.sort_unstable();
+    append_runs.dedup();
+    keys.sort_unstable();
+    keys.dedup();
+
+    // Lock order: runs, then tasks, each by key, so that concurrent groups do not deadlock.
+    let lock_runs = async {
+        if append_runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let st = tx
+            .prepare_cached(
+                "SELECT run_id, info::text, last_time FROM wf_runs WHERE run_id = ANY($1) ORDER BY run_id FOR UPDATE",
+            )
+            .await?;
+        tx.query(&st, &[&append_runs]).await
+    };
+    let check_new = async {
+        if new_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let st = tx
+            .prepare_cached(
+                "SELECT run_id, workflow_id, status FROM wf_runs \
+                 WHERE run_id = ANY($1) OR (workflow_id = ANY($2) AND status = 'running')",
+            )
+            .await?;
+        tx.query(&st, &[&new_ids, &new_wf_ids]).await
+    };
+    let (locked, existing) = futures::try_join!(lock_runs, check_new)?;
+    for row in &locked {
+        let run_id = RunId(row.get::<_, String>(0));
+        // An unreadable run row fails the appends to that run (as NotFound would), alone.
+        let Ok(info) = rows::run_info(row, 1) else { continue };
+        if !info.status.is_closed() {
+            sim.open.insert(info.workflow_id.clone(), run_id.clone());
+        }
+        let last_time = rows::from_ts(row.get(2));
+        sim.runs.insert(run_id, RunState { info, last_time, new: false, dirty: false });
+    }
+    for row in &existing {
+        let run_id = RunId(row.get::<_, String>(0));
+        let wf: String = row.get(1);
+        let status: &str = row.get(2);
+        if status == "running" {
+            sim.open.insert(wf, run_id.clone());
+        }
+        sim.known_run_ids.insert(run_id);
+    }
+
+    let lock_tasks = async {
+        let st = tx
+            .prepare_cached(&format!(
+                "SELECT {TASK_COLUMNS} FROM wf_tasks t WHERE t.key = ANY($1) OR t.run_id = ANY($2) ORDER BY t.key FOR UPDATE"
+            ))
+            .await?;
+        tx.query(&st, &[&keys, &closing]).await
+    };
+    let tokens = async {
+        if eager == 0 {
+            return Ok(Vec::new());
+        }
+        let st = tx.prepare_cached("SELECT nextval('wf_lease_tokens') FROM generate_series(1::int8, $1::int8)").await?;
+        tx.query(&st, &[&eager]).await
+    };
+    let (task_rows, token_rows) = futures::try_join!(lock_tasks, tokens)?;
+    for row in &task_rows {
+        // An unreadable task is treated as absent: it is overwritten or deleted by this group.
+        if let Ok(t) = task_from_row(row) {
+            sim.tasks.insert(t.task.key.clone(), t);
+        }
+    }
+    sim.tokens = token_rows.iter().map(|r| r.get::<_, i64>(0)).rev().collect();
+    Ok(())
+}
+
+impl Sim {
+    fn create(&mut self, run: &NewRun) -> Result<(), StoreError> {
+        let id = &run.info.run_id;
+        if let Some(open) = self.open.get(&run.info.workflow_id) {
+            return Err(StoreError::AlreadyExists { workflow_id: run.info.workflow_id.clone(), run_id: open.clone() });
+        }
+        if self.known_run_ids.contains(id) || self.runs.contains_key(id) {
+            return Err(StoreError::AlreadyExists { workflow_id: run.info.workflow_id.clone(), run_id: id.clone() });
+        }
+        let mut info = run.info.clone();
+        info.last_event_id = 1;
+        self.open.insert(info.workflow_id.clone(), id.clone());
+        self.events.push((id.clone(), Event { id: 1, time: run.time, kind: run.started.clone() }));
+        self.runs.insert(id.clone(), RunState { info, last_time: run.time, new: true, dirty: true });
+        self.upsert(Task::workflow(id, run.time));
+        Ok(())
+    }
+
+    fn append(&mut self, req: &AppendRequest) -> Result<AppendOutcome, StoreError> {
+        let run =
+            self.runs.get(&req.run_id).ok_or_else(|| StoreError::NotFound { what: format!("run {}", req.run_id) })?;
+        if run.info.status.is_closed() && !req.events.is_empty() {
+            return Err(StoreError::RunClosed { run_id: req.run_id.clone() });
+        }
+        let last = run.info.last_event_id;
+        if let Some(expected) = req.expected_last_event_id {
+            if expected != last {
+                return Err(StoreError::Conflict { run_id: req.run_id.clone(), expected, actual: last });
+            }
+        }
+        if let Some(c) = &req.complete {
+            match self.tasks.get(&c.key).and_then(|t| t.lease.as_ref()) {
+                Some((_, token, _)) if *token as u64 == c.token => {}
+                _ => return Err(StoreError::LeaseLost { task: c.key.0.clone() }),
+            }
+        }
+        let time = req.time.max(run.last_time);
+
+        // Checked: from here on the write applies.
+        let run = self.runs.get_mut(&req.run_id).expect("checked above");
+        let mut closed = false;
+        for (i, kind) in req.events.iter().enumerate() {
+            closed |= RunStatus::from_terminal(kind).is_some();
+            run.info.apply_event(kind, time);
+            self.events.push((req.run_id.clone(), Event { id: last + 1 + i as u64, time, kind: kind.clone() }));
+        }
+        run.info.last_event_id = last + req.events.len() as u64;
+        run.last_time = time;
+        run.dirty = true;
+        if let Some(f) = &req.task_failure {
+            run.info.task_failure = f.clone();
+        }
+        let new_last = run.info.last_event_id;
+        let workflow_id = run.info.workflow_id.clone();
+        let mut upserted = HashSet::new();
+        for op in &req.task_ops {
+            match op {
+                TaskOp::Upsert(t) => {
+                    upserted.insert(t.key.clone());
+                    self.upsert(t.clone());
+                }
+                TaskOp::Delete(k) => self.delete(k),
+            }
+        }
+        if let Some(c) = &req.complete {
+            if let Some(row) = self.tasks.get_mut(&c.key) {
+                if !c.release && row.version == row.leased_version {
+                    self.delete(&c.key);
+                } else {
+                    row.lease = None;
+                    self.dirty_tasks.insert(c.key.clone());
+                }
+            }
+        }
+        if closed {
+            let doomed: Vec<TaskKey> =
+                self.tasks.values().filter(|t| t.task.run_id == req.run_id).map(|t| t.task.key.clone()).collect();
+            for k in doomed {
+                self.delete(&k);
+            }
+            if self.open.get(&workflow_id) == Some(&req.run_id) {
+                self.open.remove(&workflow_id);
+            }
+            self.closed.push(req.run_id.clone());
+        }
+        if let Some(a) = &req.attempt {
+            self.attempts.push(a.clone());
+        }
+        let mut leased = Vec::new();
+        if let Some(l) = &req.lease {
+            for key in &l.keys {
+                if !upserted.contains(key) {
+                    continue;
+                }
+                let Some(row) = self.tasks.get_mut(key) else { continue };
+                let Some(token) = self.tokens.pop() else { continue };
+                row.leased_version = row.version;
+                row.lease = Some((l.owner.clone(), token, l.now.add(row.task.lease_duration)));
+                leased.push(LeasedTask { task: row.task.clone(), token: token as u64, previous_lease_lost: false });
+            }
+        }
+        Ok(AppendOutcome { last_event_id: new_last, time, leased })
+    }
+
+    fn upsert(&mut self, task: Task) {
+        let key = task.key.clone();
+        self.deleted_tasks.remove(&key);
+        self.dirty_tasks.insert(key.clone());
+        match self.tasks.get_mut(&key) {
+            Some(row) => {
+                row.task = task;
+                row.version += 1;
+            }
+            None => {
+                self.tasks.insert(key, TaskRow { task, version: 1, leased_version: 0, lease: None });
+            }
+        }
+    }
+
+    fn delete(&mut self, key: &TaskKey) {
+        self.tasks.remove(key);
+        self.dirty_tasks.remove(key);
+        // Deleting a row that does not exist is harmless.
+        self.deleted_tasks.insert(key.clone());
+    }
+}
+
+/// Writes the group's final state: one statement per table, pipelined.
+async fn store(tx: &Transaction<'_>, sim: &Sim, channel: &str, origin: &str) -> Result<(), tokio_postgres::Error> {
+    let mut new_runs = RunColumns::default();
+    let mut changed_runs = RunColumns::default();
+    for (id, r) in sim.runs.iter().filter(|(_, r)| r.dirty && !r.new) {
+        changed_runs.push(id, r);
+    }
+    // New runs get their seq_no (the newest-first order) in creation order, which is the
+    // order of their first events.
+    for (id, _) in sim.events.iter().filter(|(_, e)| e.id == 1) {
+        if let Some(r) = sim.runs.get(id).filter(|r| r.new) {
+            new_runs.push(id, r);
+        }
+    }
+
+    let mut ev_run: Vec<&str> = Vec::with_capacity(sim.events.len());
+    let mut ev_id: Vec<i64> = Vec::with_capacity(sim.events.len());
+    let mut ev_time: Vec<i64> = Vec::with_capacity(sim.events.len());
+    let mut ev_kind: Vec<String> = Vec::with_capacity(sim.events.len());
+    for (run, e) in &sim.events {
+        ev_run.push(&run.0);
+        ev_id.push(e.id as i64);
+        ev_time.push(ts(e.time));
+        ev_kind.push(encode_or_null(&e.kind));
+    }
+
+    let mut t = TaskColumns::default();
+    for key in &sim.dirty_tasks {
+        if let Some(row) = sim.tasks.get(key) {
+            t.push(row);
+        }
+    }
+    let deleted: Vec<&str> =
+        sim.deleted_tasks.iter().filter(|k| !sim.dirty_tasks.contains(*k)).map(|k| k.0.as_str()).collect();
+
+    let mut at_run: Vec<&str> = Vec::new();
+    let mut at_rec: Vec<String> = Vec::new();
+    for a in &sim.attempts {
+        at_run.push(&a.run_id.0);
+        at_rec.push(encode_or_null(a));
+    }
+
+    let insert_runs = async {
+        if new_runs.ids.is_empty() {
+            return Ok(0);
+        }
+        let st = tx
+            .prepare_cached(
+                "INSERT INTO wf_runs (run_id, workflow_id, workflow_type, status, start_time, close_time, \
+                 last_event_id, last_time, info) \
+                 SELECT u.run_id, u.wf, u.ty, u.status, u.start_time, u.close_time, u.last, u.last_time, u.info::json \
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::int8[], \
+                 $8::int8[], $9::text[]) WITH ORDINALITY \
+                 AS u(run_id, wf, ty, status, start_time, close_time, last, last_time, info, n) ORDER BY u.n",
+            )
+            .await?;
+        let c = &new_runs;
+        tx.execute(&st, &[&c.ids, &c.wf, &c.ty, &c.status, &c.start, &c.close, &c.last, &c.last_time, &c.info]).await
+    };
+    let update_runs = async {
+        if changed_runs.ids.is_empty() {
+            return Ok(0);
+        }
+        let st = tx
+            .prepare_cached(
+                "UPDATE wf_runs r SET status = u.status, close_time = u.close_time, last_event_id = u.last, \
+                 last_time = u.last_time, info = u.info::json \
+                 FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int8[], $6::text[]) \
+                 AS u(run_id, status, close_time, last, last_time, info) WHERE r.run_id = u.run_id",
+            )
+            .await?;
+        let c = &changed_runs;
+        tx.execute(&st, &[&c.ids, &c.status, &c.close, &c.last, &c.last_time, &c.info]).await
+    };
+    let insert_events = async {
+        if ev_run.is_empty() {
+            return Ok(0);
+        }
+        let st = tx
+            .prepare_cached(
+                "INSERT INTO wf_events (run_id, event_id, time, kind) \
+                 SELECT r, i, t, k::json FROM unnest($1::text[], $2::int8[], $3::int8[], $4::text[]) AS u(r, i, t, k)",
+            )
+            .await?;
+        tx.execute(&st, &[&ev_run, &ev_id, &ev_time, &ev_kind]).await
+    };
+    let upsert_tasks = async {
+        if t.keys.is_empty() {
+            return Ok(0);
+        }
+        let st = tx
+            .prepare_cached(
+                "INSERT INTO wf_tasks (key, run_id, queue, leased, due_at, lease_ms, task, version, leased_version, \
+                 lease_owner, lease_token, hb_details, hb_at) \
+                 SELECT k, r, q, l, d, ms, t::json, v, lv, o, tok, NULL, NULL \
+                 FROM unnest($1::text[], $2::text[], $3::int2[], $4::bool[], $5::int8[], $6::int8[], $7::text[], \
+                 $8::int8[], $9::int8[], $10::text[], $11::int8[]) AS u(k, r, q, l, d, ms, t, v, lv, o, tok) \
+                 ON CONFLICT (key) DO UPDATE SET run_id = excluded.run_id, queue = excluded.queue, \
+                 leased = excluded.leased, due_at = excluded.due_at, lease_ms = excluded.lease_ms, \
+                 task = excluded.task, version = excluded.version, leased_version = excluded.leased_version, \
+                 lease_owner = excluded.lease_owner, lease_token = excluded.lease_token, hb_details = NULL, \
+                 hb_at = NULL",
+            )
+            .await?;
+        tx.execute(
+            &st,
+            &[
+                &t.keys,
+                &t.runs,
+                &t.queues,
+                &t.leased,
+                &t.due,
+                &t.lease_ms,
+                &t.task,
+                &t.version,
+                &t.leased_version,
+                &t.owner,
+                &t.token,
+            ],
+        )
+        .await
+    };
+    let delete_tasks = async {
+        if deleted.is_empty() {
+            return Ok(0);
+        }
+        let st = tx.prepare_cached("DELETE FROM wf_tasks WHERE key = ANY($1)").await?;
+        tx.execute(&st, &[&deleted]).await
+    };
+    let insert_attempts = async {
+        if at_run.is_empty() {
+            return Ok(0);
+        }
+        let st = tx
+            .prepare_cached(
+                "INSERT INTO wf_attempts (run_id, record) SELECT r, a::json FROM unnest($1::text[], $2::text[]) \
+                 WITH ORDINALITY AS u(r, a, n) ORDER BY u.n",
+            )
+            .await?;
+        tx.execute(&st, &[&at_run, &at_rec]).await
+    };
+    let payload = notification(origin, &sim.closed);
+    let notify = async {
+        let st = tx.prepare_cached("SELECT pg_notify($1, $2)").await?;
+        tx.query(&st, &[&channel, &payload]).await.map(|_| 0)
+    };
+    // Runs first (a unique violation there means a concurrent create; the group is retried).
+    futures::try_join!(insert_runs, update_runs, insert_events, upsert_tasks, delete_tasks, insert_attempts, notify)?;
+    Ok(())
+}
+
+/// A notification's payload: the sender and the runs it closed (bounded: PostgreSQL takes
+/// 8,000 bytes; a receiver that misses some closes learns them by polling).
+pub(crate) fn notification(origin: &str, closed: &[RunId]) -> String {
+    let mut s = String::from(origin);
+    for id in closed {
+        if s.len() + id.0.len() + 1 > 7_000 {
+            break;
+        }
+        s.push(' ');
+        s.push_str(&id.0);
+    }
+    s
+}
+
+fn encode_or_null<T: serde::Serialize>(v: &T) -> String {
+    // Records built by the engine always encode; `null` keeps the row and shows the damage.
+    encode("record", v).unwrap_or_else(|_| "null".to_string())
+}
+
+#[derive(Default)]
+struct RunColumns<'a> {
+    ids: Vec<&'a str>,
+    wf: Vec<&'a str>,
+    ty: Vec<&'a str>,
+    status: Vec<String>,
+    start: Vec<i64>,
+    close: Vec<Option<i64>>,
+    last: Vec<i64>,
+    last_time: Vec<i64>,
+    info: Vec<String>,
+}
+
+impl<'a> RunColumns<'a> {
+    fn push(&mut self, id: &'a RunId, r: &'a RunState) {
+        self.ids.push(&id.0);
+        self.wf.push(&r.info.workflow_id);
+        self.ty.push(&r.info.workflow_type);
+        self.status.push(r.info.status.to_string());
+        self.start.push(ts(r.info.start_time));
+        self.close.push(r.info.close_time.map(ts));
+        self.last.push(r.info.last_event_id as i64);
+        self.last_time.push(ts(r.last_time));
+        self.info.push(encode_or_null(&r.info));
+    }
+}
+
+#[derive(Default)]
+struct TaskColumns<'a> {
+    keys: Vec<&'a str>,
+    runs: Vec<&'a str>,
+    queues: Vec<i16>,
+    leased: Vec<bool>,
+    due: Vec<i64>,
+    lease_ms: Vec<i64>,
+    task: Vec<String>,
+    version: Vec<i64>,
+    leased_version: Vec<i64>,
+    owner: Vec<Option<&'a str>>,
+    token: Vec<Option<i64>>,
+}
+
+impl<'a> TaskColumns<'a> {
+    fn push(&mut self, row: &'a TaskRow) {
+        self.keys.push(&row.task.key.0);
+        self.runs.push(&row.task.run_id.0);
+        self.queues.push(queue_code(row.task.queue()));
+        self.leased.push(row.lease.is_some());
+        self.due.push(ts(row.due_at()));
+        self.lease_ms.push(i64::try_from(row.task.lease_duration.as_millis()).unwrap_or(i64::MAX));
+        self.task.push(encode_or_null(&row.task));
+        self.version.push(row.version);
+        self.leased_version.push(row.leased_version);
+        self.owner.push(row.lease.as_ref().map(|l| l.0.as_str()));
+        self.token.push(row.lease.as_ref().map(|l| l.1));
+    }
+}
