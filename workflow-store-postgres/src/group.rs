@@ -245,7 +245,9 @@ impl Sim {
             self.events.push((req.run_id.clone(), Event { id: last + 1 + i as u64, time, kind: kind.clone() }));
         }
         run.info.last_event_id = last + req.events.len() as u64;
-        run.last_time = time;
+        if !req.events.is_empty() {
+            run.last_time = time;
+        }
         run.dirty = true;
         if let Some(f) = &req.task_failure {
             run.info.task_failure = f.clone();

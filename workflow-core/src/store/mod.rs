@@ -15,6 +15,8 @@ mod types;
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+#[cfg(feature = "conformance")]
+pub mod model;
 
 use std::sync::Arc;
 
