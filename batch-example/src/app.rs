@@ -9,9 +9,9 @@ use anyhow::{bail, Context as _};
 use tokio::sync::watch;
 use tracing::{info, warn};
 use workflow_cli::admin::{AdminOptions, AdminServer};
+use workflow_cli::location::StoreLocation;
 use workflow_core::store::{RunFilter, RunInfo, RunStatus, Store};
 use workflow_core::{Client, ControlError, RunId, StartOptions, Worker, WorkerOptions, Workflow};
-use workflow_store_sled::SledStore;
 
 use crate::activities::{AuditLog, EnrichChunk, LoadCsvChunks, LoadOutput, SaveChunk};
 use crate::cli::Args;
@@ -24,11 +24,9 @@ use crate::workflows::{
     load_workflow_id, BatchInput, BatchWorkflow, ChunkOutcome, EnrichAndSaveWorkflow, LoadChunksWorkflow,
 };
 
-/// Opens the durable store in `dir` (a sled database; one process at a time).
-pub fn open_store(dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the store folder {}", dir.display()))?;
-    let store = SledStore::open(dir).with_context(|| format!("cannot open the store in {}", dir.display()))?;
-    Ok(Arc::new(store))
+/// Opens the durable store: a sled folder (one process at a time) or a PostgreSQL URL.
+pub async fn open_store(db: &StoreLocation) -> anyhow::Result<Arc<dyn Store>> {
+    db.open().await.with_context(|| format!("cannot open the store {db}"))
 }
 
 /// A folder name for a workflow id: letters, digits, `-`, `_` and `.` are kept, anything else
@@ -68,6 +66,9 @@ pub enum Outcome {
 
 /// Runs the command.
 pub async fn run(args: Args, display: Display) -> anyhow::Result<ExitCode> {
+    if args.worker_only {
+        return run_worker_only(args).await;
+    }
     let input = match &args.input {
         Some(p) => p.clone(),
         None => {
@@ -89,41 +90,12 @@ pub async fn run(args: Args, display: Display) -> anyhow::Result<ExitCode> {
     let out = std::path::absolute(&args.out)?;
     let batch_dir = out.join(format!("batch-{}", sanitize_id(&workflow_id)));
 
-    let store = open_store(&args.db)?;
-    let (api_url, mock) = match &args.api_url {
-        Some(url) => (url.clone(), None),
-        None => {
-            let options = MockApiOptions::default()
-                .failure_rate(args.failure_rate)
-                .latency(Duration::from_millis(args.latency_ms));
-            let mock = MockApi::start(options).await.context("cannot start the mock enrichment API")?;
-            info!(url = %mock.url(), failure_rate = args.failure_rate, "mock enrichment API started");
-            (mock.url(), Some(mock))
-        }
-    };
-
+    let store = open_store(&args.db).await?;
     let progress = Progress::new();
-    let audit = args.audit_log.as_ref().map(AuditLog::new);
-    let mut worker = Worker::new(store, WorkerOptions::default().shutdown_grace(Duration::from_secs(2)));
-    worker.register_workflow::<BatchWorkflow>()?;
-    worker.register_workflow::<LoadChunksWorkflow>()?;
-    worker.register_workflow::<EnrichAndSaveWorkflow>()?;
-    worker.register_activity(LoadCsvChunks::new(progress.clone()))?;
-    worker.register_activity(EnrichChunk::new(api_url).progress(progress.clone()).audit(audit.clone()))?;
-    worker.register_activity(SaveChunk::new(progress.clone(), audit))?;
-    let running = worker.start()?;
+    let (running, mock) = start_worker(&args, store, &progress).await?;
     let client = running.client();
-    // Only one process can open the store; the endpoint lets `wf` look at it while we run.
-    let admin = match args.admin {
-        Some(addr) => {
-            let admin = AdminServer::serve(client.clone(), addr, AdminOptions::default())
-                .await
-                .with_context(|| format!("cannot serve the admin endpoint on {addr}"))?;
-            info!(url = %admin.url(), "admin endpoint up; inspect with: wf --url {}", admin.url());
-            Some(admin)
-        }
-        None => None,
-    };
+    // A sled store is held by this process; the endpoint lets `wf` look at it while we run.
+    let admin = serve_admin(&args, &client).await?;
 
     let outcome = drive(&args, &client, &workflow_id, input, batch_dir, progress, &display).await;
     drop(admin);
@@ -133,7 +105,7 @@ pub async fn run(args: Args, display: Display) -> anyhow::Result<ExitCode> {
     }
     match outcome? {
         Outcome::Interrupted => {
-            eprintln!("Interrupted. The batch is kept in {}; run the same command to resume it.", args.db.display());
+            eprintln!("Interrupted. The batch is kept in {}; run the same command to resume it.", args.db);
             Ok(ExitCode::from(130))
         }
         Outcome::Finished { summary, already_finished } => {
@@ -152,6 +124,87 @@ pub async fn run(args: Args, display: Display) -> anyhow::Result<ExitCode> {
             Ok(if summary.chunks_failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
         }
     }
+}
+
+/// `--worker-only`: a worker on a shared store, until the batch named by `--workflow-id`
+/// closes (or Ctrl-C).
+async fn run_worker_only(args: Args) -> anyhow::Result<ExitCode> {
+    if !args.db.is_postgres() {
+        bail!("--worker-only joins batches in a shared store: give --db postgres://...; a sled folder belongs to one process");
+    }
+    if let Some(id) = &args.workflow_id {
+        workflow_core::validate_id("workflow id", id, 200).context("invalid --workflow-id")?;
+    }
+    let store = open_store(&args.db).await?;
+    let progress = Progress::new();
+    let (running, mock) = start_worker(&args, store, &progress).await?;
+    let client = running.client();
+    let admin = serve_admin(&args, &client).await?;
+    info!(store = %args.db, "worker joined; taking tasks of batches in this store");
+    let finished = async {
+        let Some(id) = &args.workflow_id else { return std::future::pending::<()>().await };
+        // Wait for the batch to exist (the starter may not have created it yet), then to close.
+        loop {
+            if let Ok(d) = client.describe(id).await {
+                if d.info.status.is_closed() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    };
+    let code = tokio::select! {
+        _ = finished => {
+            eprintln!("Batch {:?} has finished; this worker stops.", args.workflow_id.as_deref().unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        _ = tokio::signal::ctrl_c() => ExitCode::from(130),
+    };
+    drop(admin);
+    running.shutdown().await;
+    if let Some(m) = mock {
+        m.stop().await;
+    }
+    Ok(code)
+}
+
+async fn serve_admin(args: &Args, client: &Client) -> anyhow::Result<Option<workflow_cli::admin::AdminHandle>> {
+    let Some(addr) = args.admin else { return Ok(None) };
+    let admin = AdminServer::serve(client.clone(), addr, AdminOptions::default())
+        .await
+        .with_context(|| format!("cannot serve the admin endpoint on {addr}"))?;
+    info!(url = %admin.url(), "admin endpoint up; inspect with: wf --url {}", admin.url());
+    Ok(Some(admin))
+}
+
+/// Starts the mock API (unless --api-url) and a worker with the batch's workflows and
+/// activities.
+async fn start_worker(
+    args: &Args,
+    store: Arc<dyn Store>,
+    progress: &Progress,
+) -> anyhow::Result<(workflow_core::RunningWorker, Option<MockApi>)> {
+    let (api_url, mock) = match &args.api_url {
+        Some(url) => (url.clone(), None),
+        None => {
+            let options = MockApiOptions::default()
+                .failure_rate(args.failure_rate)
+                .latency(Duration::from_millis(args.latency_ms));
+            let mock = MockApi::start(options).await.context("cannot start the mock enrichment API")?;
+            info!(url = %mock.url(), failure_rate = args.failure_rate, "mock enrichment API started");
+            (mock.url(), Some(mock))
+        }
+    };
+
+    let audit = args.audit_log.as_ref().map(AuditLog::new);
+    let mut worker = Worker::new(store, WorkerOptions::default().shutdown_grace(Duration::from_secs(2)));
+    worker.register_workflow::<BatchWorkflow>()?;
+    worker.register_workflow::<LoadChunksWorkflow>()?;
+    worker.register_workflow::<EnrichAndSaveWorkflow>()?;
+    worker.register_activity(LoadCsvChunks::new(progress.clone()))?;
+    worker.register_activity(EnrichChunk::new(api_url).progress(progress.clone()).audit(audit.clone()))?;
+    worker.register_activity(SaveChunk::new(progress.clone(), audit))?;
+    Ok((worker.start()?, mock))
 }
 
 async fn drive(

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
+use workflow_cli::location::StoreLocation;
 
 /// Enrich a users CSV through an HTTP API, durably: kill it at any point, run the same command
 /// again, and it resumes where it stopped without redoing saved chunks.
@@ -36,9 +37,18 @@ pub struct Args {
     #[arg(long, value_name = "ID")]
     pub workflow_id: Option<String>,
 
-    /// Folder of the durable store.
-    #[arg(long, default_value = "batch-data", value_name = "DIR")]
-    pub db: PathBuf,
+    /// The durable store: a folder (an embedded sled store, one process at a time) or a
+    /// PostgreSQL URL such as postgres://user@host/db (any number of processes and machines;
+    /// see --worker-only).
+    #[arg(long, default_value = "batch-data", value_name = "DIR|URL")]
+    pub db: StoreLocation,
+
+    /// Only run a worker: take tasks of batches that other processes started in the same
+    /// PostgreSQL store (--db postgres://...), and do not start a batch. Exits when the batch
+    /// given by --workflow-id has finished, or else on Ctrl-C. Chunk files are written where
+    /// the starting process asked (its --out), so every worker must see that folder.
+    #[arg(long)]
+    pub worker_only: bool,
 
     /// Output folder; chunk files go to `<out>/batch-<workflow id>/`.
     #[arg(long, default_value = "batch-out", value_name = "DIR")]

@@ -1,11 +1,10 @@
 //! The `wf` command line: arguments and what each command prints.
 
-use std::path::PathBuf;
-
 use clap::{Parser, Subcommand};
 use workflow_core::store::RunStatus;
 use workflow_core::{Payload, Timestamp};
 
+use crate::location::StoreLocation;
 use crate::model::ListQuery;
 use crate::render;
 use crate::source::{Source, SourceError};
@@ -24,9 +23,10 @@ use crate::source::{Source, SourceError};
 )]
 #[non_exhaustive]
 pub struct Args {
-    /// The store's folder (a sled store not held by another process).
-    #[arg(long, value_name = "PATH", global = true, conflicts_with = "url")]
-    pub db: Option<PathBuf>,
+    /// The store: a sled store's folder (not held by another process), or a PostgreSQL URL
+    /// (postgres://user@host/db; readable and controllable while workers run).
+    #[arg(long, value_name = "PATH|URL", global = true, conflicts_with = "url")]
+    pub db: Option<StoreLocation>,
 
     /// A running process's admin endpoint, e.g. http://127.0.0.1:7233.
     #[arg(long, value_name = "URL", global = true)]
@@ -128,10 +128,12 @@ fn parse_status(s: &str) -> Result<RunStatus, String> {
 /// Runs `args`, returning what to print on stdout; `now` is used for ages and running times.
 pub async fn run(args: Args, now: Timestamp) -> Result<String, SourceError> {
     let source = match (&args.db, &args.url) {
-        (Some(db), None) => Source::open_db(db)?,
+        (Some(db), None) => Source::open_location(db).await?,
         (None, Some(url)) => Source::connect(url)?,
         _ => {
-            return Err(SourceError::Usage("give the store with --db PATH or an admin endpoint with --url URL".into()))
+            return Err(SourceError::Usage(
+                "give the store with --db PATH|URL or an admin endpoint with --url URL".into(),
+            ))
         }
     };
     execute(&source, args.command, now).await

@@ -37,6 +37,7 @@
 
 pub mod admin;
 pub mod cli;
+pub mod location;
 pub mod model;
 pub mod render;
 pub mod source;

@@ -9,6 +9,8 @@ use workflow_core::store::{AttemptRecord, RunInfo};
 use workflow_core::{Client, ControlError, Event, Payload, StoreError};
 use workflow_store_sled::SledStore;
 
+use crate::location::StoreLocation;
+
 use crate::model::{self, ListQuery, RunDetails, TreeNode};
 
 /// Why a command failed. Each variant maps to an exit code ([`SourceError::exit_code`]).
@@ -155,6 +157,15 @@ impl Source {
         }
         let store = SledStore::open(path)?;
         Ok(Source::Direct(Client::new(Arc::new(store))))
+    }
+
+    /// Opens the store at `location`: a sled folder as [`Source::open_db`] does, or a
+    /// PostgreSQL store (shared with any workers using it).
+    pub async fn open_location(location: &StoreLocation) -> Result<Source, SourceError> {
+        match location {
+            StoreLocation::Sled(path) => Source::open_db(path),
+            StoreLocation::Postgres(_) => Ok(Source::Direct(Client::new(location.open().await?))),
+        }
     }
 
     /// Talks to the admin endpoint at `url` (`http://127.0.0.1:PORT`).

@@ -46,6 +46,38 @@ impl TestServer {
         PostgresStore::builder(self.url.clone()).schema(self.fresh_schema(tag)).pool_size(4)
     }
 
+    /// Creates a fresh database and returns its URL, for tests that hand a URL to another
+    /// process (which then uses the default `public` schema). Drop it with
+    /// [`TestServer::drop_database`].
+    pub async fn create_database(&self, tag: &str) -> String {
+        let name = self.fresh_schema(tag);
+        let (client, conn) = self.connect_admin().await;
+        client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("CREATE DATABASE");
+        drop(client);
+        let _ = conn.await;
+        let mut config: tokio_postgres::Config = self.url.parse().expect("test URL parses");
+        config.dbname(&name);
+        url_of(&config)
+    }
+
+    /// Drops a database made by [`TestServer::create_database`] (closing its connections).
+    pub async fn drop_database(&self, url: &str) {
+        let config: tokio_postgres::Config = url.parse().expect("URL parses");
+        let Some(name) = config.get_dbname() else { return };
+        let (client, conn) = self.connect_admin().await;
+        let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+        drop(client);
+        let _ = conn.await;
+    }
+
+    async fn connect_admin(
+        &self,
+    ) -> (tokio_postgres::Client, tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>) {
+        let target = crate::connect::Target::parse(&self.url, "public").expect("test URL parses");
+        let (client, conn) = target.config.connect(target.tls.clone()).await.expect("connect to the test server");
+        (client, tokio::spawn(conn))
+    }
+
     /// A connected store in a fresh schema of its own.
     pub async fn store(&self, tag: &str) -> PostgresStore {
         self.builder(tag).connect().await.expect("connect to the test PostgreSQL server")
@@ -142,6 +174,18 @@ fn start_cluster() -> Result<TestServer, String> {
     }
     let log = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
     Err(format!("the throwaway PostgreSQL did not start: {}", log.trim()))
+}
+
+fn url_of(config: &tokio_postgres::Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let user = config.get_user().unwrap_or("postgres");
+    let password = config.get_password().map(|p| format!(":{}", String::from_utf8_lossy(p))).unwrap_or_default();
+    let db = config.get_dbname().unwrap_or("postgres");
+    format!("postgres://{user}{password}@{host}:{port}/{db}")
 }
 
 fn free_port() -> Result<u16, String> {

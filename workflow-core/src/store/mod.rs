@@ -27,7 +27,7 @@ pub use memory::MemoryStore;
 pub use types::{
     ActivityTask, AppendOutcome, AppendRequest, AttemptOutcome, AttemptRecord, Completion, EagerLease, LeaseToken,
     LeasedTask, NewRun, PendingTask, RunFilter, RunInfo, RunStatus, StartChildTask, StartRunTask, Task, TaskKey,
-    TaskKind, TaskOp, TaskQueue,
+    TaskKind, TaskOp, TaskQueue, WORKFLOW_TASK_LEASE,
 };
 
 use crate::error::StoreError;

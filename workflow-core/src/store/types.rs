@@ -389,11 +389,17 @@ impl Task {
             key: TaskKey::workflow(run_id),
             run_id: run_id.clone(),
             visible_at: at,
-            lease_duration: Duration::from_secs(60),
+            lease_duration: WORKFLOW_TASK_LEASE,
             kind: TaskKind::Workflow { failures: 0 },
         }
     }
 }
+
+/// How long a worker holds a workflow-queue task (a workflow task, a timer firing, a child
+/// start, ...) before another worker may take it over: 10 seconds, Temporal's default
+/// workflow task timeout. These tasks take milliseconds; the lease only matters when their
+/// worker died, and bounds how long its runs wait for another worker.
+pub const WORKFLOW_TASK_LEASE: Duration = Duration::from_secs(10);
 
 /// Proof of holding a lease.
 pub type LeaseToken = u64;

@@ -2,8 +2,6 @@
 //! workflow's retry policy), the parent learning the outcome, open children getting their
 //! parent-close policy. Everything travels as tasks in the closing append (an outbox).
 
-use std::time::Duration;
-
 use crate::history::{open_children, Event, EventKind, ParentRef, RunStart};
 use crate::ids::RunId;
 use crate::payload::Payload;
@@ -82,7 +80,7 @@ pub(crate) fn plan_close(
             key: TaskKey::start_run(&new_run_id),
             run_id: new_run_id,
             visible_at: now,
-            lease_duration: Duration::from_secs(60),
+            lease_duration: crate::store::WORKFLOW_TASK_LEASE,
             kind: TaskKind::StartRun(Box::new(StartRunTask {
                 workflow_id: started.workflow_id.clone(),
                 workflow_type: started.workflow_type.clone(),
@@ -98,7 +96,7 @@ pub(crate) fn plan_close(
                     key: TaskKey::child_closed(&p.run_id, p.seq),
                     run_id: p.run_id.clone(),
                     visible_at: now,
-                    lease_duration: Duration::from_secs(60),
+                    lease_duration: crate::store::WORKFLOW_TASK_LEASE,
                     kind: TaskKind::ChildClosed { seq: p.seq, child_run_id: run_id.clone() },
                 }));
             }
@@ -123,7 +121,7 @@ pub(crate) fn parent_closed_op(
         key: TaskKey::parent_closed(child_run_id),
         run_id: child_run_id.clone(),
         visible_at: now,
-        lease_duration: Duration::from_secs(60),
+        lease_duration: crate::store::WORKFLOW_TASK_LEASE,
         kind: TaskKind::ParentClosed { policy, parent_workflow_id: parent_workflow_id.to_string() },
     })
 }

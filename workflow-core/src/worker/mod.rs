@@ -38,7 +38,7 @@ use executor::Executor;
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct WorkerOptions {
-    /// Identifies this worker in leases and the attempt log. Default: `worker-<random>`.
+    /// Identifies this worker in leases and the attempt log. Default: `<pid>@<host>-<4 random hex digits>`.
     pub identity: String,
     /// Most activity attempts running at once. Default 100.
     pub max_concurrent_activities: usize,
@@ -56,10 +56,28 @@ pub struct WorkerOptions {
     pub limits: Limits,
 }
 
+/// `<pid>@<host>-<4 random hex digits>`: which process on which machine ran an attempt (as
+/// Temporal's default identity), told apart from other workers in the same process.
+fn default_identity() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| {
+            h.trim()
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+                .take(64)
+                .collect::<String>()
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string());
+    format!("{}@{host}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..4])
+}
+
 impl Default for WorkerOptions {
     fn default() -> Self {
         WorkerOptions {
-            identity: format!("worker-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+            identity: default_identity(),
             max_concurrent_activities: 100,
             max_concurrent_workflow_tasks: 100,
             max_cached_runs: 10_000,

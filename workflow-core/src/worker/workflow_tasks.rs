@@ -196,7 +196,7 @@ async fn process_run_inner(inner: &Arc<Inner>, run_id: RunId, trigger: Trigger) 
                     key: TaskKey::run_timeout(&run_id),
                     run_id: run_id.clone(),
                     visible_at: deadline,
-                    lease_duration: Duration::from_secs(60),
+                    lease_duration: crate::store::WORKFLOW_TASK_LEASE,
                     kind: TaskKind::RunTimeout,
                 }));
             }
@@ -307,7 +307,7 @@ pub(crate) fn task_ops(run_id: &RunId, workflow_id: &str, now: Timestamp, events
                 key: TaskKey::timer(run_id, *seq),
                 run_id: run_id.clone(),
                 visible_at: *fire_at,
-                lease_duration: Duration::from_secs(60),
+                lease_duration: crate::store::WORKFLOW_TASK_LEASE,
                 kind: TaskKind::Timer { seq: *seq },
             })),
             EventKind::ChildWorkflowInitiated { seq, workflow_type, workflow_id: child_id, input, start, .. } => {
@@ -315,7 +315,7 @@ pub(crate) fn task_ops(run_id: &RunId, workflow_id: &str, now: Timestamp, events
                     key: TaskKey::start_child(run_id, *seq),
                     run_id: run_id.clone(),
                     visible_at: now,
-                    lease_duration: Duration::from_secs(60),
+                    lease_duration: crate::store::WORKFLOW_TASK_LEASE,
                     kind: TaskKind::StartChild(Box::new(crate::store::StartChildTask {
                         seq: *seq,
                         parent_workflow_id: workflow_id.to_string(),
@@ -330,7 +330,7 @@ pub(crate) fn task_ops(run_id: &RunId, workflow_id: &str, now: Timestamp, events
                 key: TaskKey::request_cancel(child),
                 run_id: child.clone(),
                 visible_at: now,
-                lease_duration: Duration::from_secs(60),
+                lease_duration: crate::store::WORKFLOW_TASK_LEASE,
                 kind: TaskKind::RequestCancel { reason: format!("parent {workflow_id} was cancelled") },
             })),
             EventKind::ActivityCancelled { seq } => Some(TaskOp::Delete(TaskKey::activity(run_id, *seq))),
