@@ -108,7 +108,7 @@ mod tests {
     fn defaults() {
         let a = Args::parse_from(["batch-example"]);
         assert_eq!((a.rows, a.chunk_size, a.concurrency), (10_000, 500, 4));
-        assert_eq!(a.db, PathBuf::from("batch-data"));
+        assert_eq!(a.db, StoreLocation::Sled(PathBuf::from("batch-data")));
         assert!(Args::try_parse_from(["batch-example", "--failure-rate", "1.5"]).is_err());
         assert!(Args::try_parse_from(["batch-example", "--chunk-size", "0"]).is_err());
         let a = Args::parse_from(["batch-example", "--admin"]);

@@ -3,16 +3,21 @@
 //! process, and check that nothing acknowledged was lost and nothing was recorded twice.
 //!
 //! Set `CRASH_SEED` to replay a run; the seed and the figures are printed (`--nocapture`).
+//!
+//! The same test runs on PostgreSQL (a fresh schema per case) when a test server is found
+//! (see `workflow_store_postgres::testing`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tests::crash::{acks_path, execs_path, expected, read_lines, store_path, WORKLOAD};
 use workflow_core::history::{check_invariants, EventKind};
 use workflow_core::store::{RunFilter, RunInfo, RunStatus, Store};
 use workflow_core::Event;
+use workflow_store_postgres::{testing, PostgresStore};
 use workflow_store_sled::SledStore;
 
 /// How long one harness process may take before the test calls it hung.
@@ -44,10 +49,31 @@ struct Figures {
     violations: Vec<String>,
 }
 
-fn spawn(dir: &Path, kill_after: Option<u64>) -> Child {
+/// One crash case: a folder (logs, and the sled store) and, on PostgreSQL, its schema.
+struct Case {
+    dir: PathBuf,
+    pg: Option<(String, String)>,
+}
+
+impl Case {
+    async fn open(&self) -> Result<Arc<dyn Store>, workflow_core::StoreError> {
+        Ok(match &self.pg {
+            Some((url, schema)) => {
+                Arc::new(PostgresStore::builder(url.as_str()).schema(schema.as_str()).listen(false).connect().await?)
+            }
+            None => Arc::new(SledStore::open(store_path(&self.dir))?),
+        })
+    }
+}
+
+fn spawn(case: &Case, kill_after: Option<u64>) -> Child {
+    let dir = &case.dir;
     let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("harness.log")).expect("log file");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_crash_workload"));
     cmd.arg(dir).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(log);
+    if let Some((url, schema)) = &case.pg {
+        cmd.env("CRASH_PG_URL", url).env("CRASH_PG_SCHEMA", schema);
+    }
     match kill_after {
         Some(k) => cmd.env("KILL_AFTER_WRITES", k.to_string()),
         None => cmd.env_remove("KILL_AFTER_WRITES"),
@@ -78,8 +104,9 @@ fn finish(mut child: Child, dir: &Path) -> (ExitStatus, String) {
 }
 
 /// Runs the harness to completion without a kill: a recovery. Returns the writes it made.
-fn recover(dir: &Path, f: &mut Figures) -> u64 {
-    let (status, out) = finish(spawn(dir, None), dir);
+fn recover(case: &Case, f: &mut Figures) -> u64 {
+    let dir = &case.dir;
+    let (status, out) = finish(spawn(case, None), dir);
     if !status.success() {
         let log = std::fs::read_to_string(dir.join("harness.log")).unwrap_or_default();
         panic!("recovery failed in {} ({status}); its log:\n{log}", dir.display());
@@ -90,7 +117,7 @@ fn recover(dir: &Path, f: &mut Figures) -> u64 {
 
 type Snapshot = Vec<(RunInfo, Vec<Event>)>;
 
-async fn snapshot(store: &SledStore) -> Snapshot {
+async fn snapshot(store: &Arc<dyn Store>) -> Snapshot {
     let mut out = Vec::new();
     for info in store.list_runs(&RunFilter::default()).await.expect("list_runs") {
         let h = store.read_history(&info.run_id, 0).await.expect("read_history");
@@ -100,12 +127,13 @@ async fn snapshot(store: &SledStore) -> Snapshot {
 }
 
 /// Opens the store twice (both must work and agree) and checks every invariant.
-fn verify(dir: &Path, label: &str, f: &mut Figures) {
+fn verify(case: &Case, label: &str, f: &mut Figures) {
+    let dir = &case.dir;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         let mut bad = |what: String| f.violations.push(format!("[{label}] {what}"));
         let first = {
-            let store = match SledStore::open(store_path(dir)) {
+            let store = match case.open().await {
                 Ok(s) => s,
                 Err(e) => {
                     bad(format!("reopen failed: {e}"));
@@ -114,7 +142,7 @@ fn verify(dir: &Path, label: &str, f: &mut Figures) {
             };
             snapshot(&store).await
         };
-        let store = match SledStore::open(store_path(dir)) {
+        let store = match case.open().await {
             Ok(s) => s,
             Err(e) => {
                 bad(format!("second reopen failed: {e}"));
@@ -219,35 +247,60 @@ fn verify(dir: &Path, label: &str, f: &mut Figures) {
 
 #[test]
 fn crash_at_every_write_and_at_random_times() {
+    crash_test(None, 2, 40, 110, 100);
+}
+
+/// The same on PostgreSQL.
+#[test]
+fn crash_at_every_write_and_at_random_times_on_postgres() {
+    let Some(server) = testing::server() else { return };
+    crash_test(Some(server), 2, 40, 110, 100);
+}
+
+/// Kills after every write (`write_passes` passes; the second also crashes the recovery),
+/// then at seeded random times: at least `min_random`, and on until `target` kill points.
+fn crash_test(
+    pg: Option<&testing::TestServer>,
+    write_passes: usize,
+    min_random: usize,
+    target: usize,
+    at_least: usize,
+) {
     let seed = std::env::var("CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
     }) | 1;
-    println!("crash test seed: {seed} (set CRASH_SEED={seed} to replay)");
+    let store_name = if pg.is_some() { "PostgreSQL" } else { "sled" };
+    println!("crash test ({store_name}) seed: {seed} (set CRASH_SEED={seed} to replay)");
     let mut rng = Rng(seed);
     let mut f = Figures::default();
     let root = tempfile::tempdir().expect("temp dir");
+    let mut schemas = Vec::new();
     let mut n = 0;
     let mut fresh = || {
         n += 1;
         let d = root.path().join(format!("case{n}"));
         std::fs::create_dir_all(&d).expect("case dir");
-        d
+        let pg = pg.map(|s| (s.url().to_string(), s.fresh_schema("crash")));
+        if let Some((_, schema)) = &pg {
+            schemas.push(schema.clone());
+        }
+        Case { dir: d, pg }
     };
 
     // A run without a crash: how many writes a run makes, and how long it takes.
-    let dir = fresh();
+    let case = fresh();
     let started = Instant::now();
-    let writes = recover(&dir, &mut f);
+    let writes = recover(&case, &mut f);
     let duration = started.elapsed();
-    verify(&dir, "baseline", &mut f);
+    verify(&case, "baseline", &mut f);
     assert!(writes >= 10, "the workload made only {writes} writes");
     println!("baseline: {writes} writes in {duration:?}");
 
     // Kill after the k-th write, for every k; in a second pass also crash the recovery.
-    for pass in 0..2 {
+    for pass in 0..write_passes {
         for k in 1..=writes + 2 {
-            let dir = fresh();
-            let (status, _) = finish(spawn(&dir, Some(k)), &dir);
+            let case = fresh();
+            let (status, _) = finish(spawn(&case, Some(k)), &case.dir);
             if status.success() {
                 // This run made fewer than k writes: nothing was killed.
                 continue;
@@ -256,42 +309,42 @@ fn crash_at_every_write_and_at_random_times() {
             f.write_kills += 1;
             if pass == 1 {
                 let again = 1 + rng.below(writes / 2);
-                let (status, _) = finish(spawn(&dir, Some(again)), &dir);
+                let (status, _) = finish(spawn(&case, Some(again)), &case.dir);
                 if !status.success() {
                     f.kill_points += 1;
                     f.write_kills += 1;
                 }
             }
-            recover(&dir, &mut f);
-            verify(&dir, &format!("pass {pass}, killed after write {k}"), &mut f);
+            recover(&case, &mut f);
+            verify(&case, &format!("pass {pass}, killed after write {k}"), &mut f);
         }
     }
 
     // SIGKILL at seeded random times, anywhere in the run (including mid-flush).
-    // At least 40 of them, and on until the run has 110 kill points: a kill that lands after the
-    // run finished does not count, and how often that happens depends on the machine's speed.
+    // A kill that lands after the run finished does not count, and how often that happens
+    // depends on the machine's speed.
     let span = duration.as_millis() as u64 + 20;
     for i in 0..200 {
-        if i >= 40 && f.kill_points >= 110 {
+        if i >= min_random && f.kill_points >= target {
             break;
         }
-        let dir = fresh();
-        let mut child = spawn(&dir, None);
+        let case = fresh();
+        let mut child = spawn(&case, None);
         let delay = rng.below(span);
         std::thread::sleep(Duration::from_millis(delay));
         let _ = child.kill();
-        let (status, _) = finish(child, &dir);
+        let (status, _) = finish(child, &case.dir);
         if status.success() {
             continue;
         }
         f.kill_points += 1;
         f.signal_kills += 1;
-        recover(&dir, &mut f);
-        verify(&dir, &format!("random kill {i} after {delay} ms"), &mut f);
+        recover(&case, &mut f);
+        verify(&case, &format!("random kill {i} after {delay} ms"), &mut f);
     }
 
     println!(
-        "crash test: seed {seed}, {} kill points ({} after a write, {} by SIGKILL at a random time), {} recoveries, {} checks, {} violations",
+        "crash test ({store_name}): seed {seed}, {} kill points ({} after a write, {} by SIGKILL at a random time), {} recoveries, {} checks, {} violations",
         f.kill_points,
         f.write_kills,
         f.signal_kills,
@@ -299,6 +352,16 @@ fn crash_at_every_write_and_at_random_times() {
         f.checks,
         f.violations.len()
     );
+    if let Some(server) = pg {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async {
+            for schema in schemas {
+                if let Ok(s) = PostgresStore::builder(server.url()).schema(schema).listen(false).connect().await {
+                    let _ = s.destroy().await;
+                }
+            }
+        });
+    }
     assert!(f.violations.is_empty(), "violations (seed {seed}):\n{}", f.violations.join("\n"));
-    assert!(f.kill_points >= 100, "only {} kill points", f.kill_points);
+    assert!(f.kill_points >= at_least, "only {} kill points", f.kill_points);
 }

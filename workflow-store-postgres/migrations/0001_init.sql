@@ -49,6 +49,7 @@ CREATE TABLE wf_tasks (
 );
 CREATE INDEX wf_tasks_due ON wf_tasks (queue, leased, due_at, key);
 CREATE INDEX wf_tasks_by_run ON wf_tasks (run_id);
+CREATE INDEX wf_tasks_by_owner ON wf_tasks (lease_owner) WHERE leased;
 
 CREATE TABLE wf_attempts (
     id     bigserial PRIMARY KEY,

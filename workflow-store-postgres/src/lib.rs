@@ -515,6 +515,20 @@ impl Store for PostgresStore {
         }
     }
 
+    async fn release_leases_of(&self, owner: &str, now: Timestamp) -> Result<usize, StoreError> {
+        // Left leased (so the next lease reports the loss) but due at once.
+        let rows = self
+            .query(
+                "UPDATE wf_tasks SET due_at = LEAST(due_at, $2) WHERE leased AND lease_owner = $1 RETURNING 1",
+                &[&owner, &ts(now)],
+            )
+            .await?;
+        if !rows.is_empty() {
+            self.shared.notify.notify_waiters();
+        }
+        Ok(rows.len())
+    }
+
     fn notifier(&self) -> Option<Arc<Notify>> {
         Some(self.shared.notify.clone())
     }

@@ -6,6 +6,10 @@
 //!
 //! `CRASH_RELAXED_MS=n` opens the store with `Durability::Relaxed` (flush every n ms): a store
 //! that acknowledges before flushing, to see the crash test's checks catch lost writes.
+//!
+//! With `CRASH_PG_URL` and `CRASH_PG_SCHEMA` it uses that PostgreSQL store instead (the
+//! directory still holds the acknowledgement and execution logs). The worker's identity is
+//! fixed, so that a recovery takes back the leases the killed process held at once.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,7 +19,9 @@ use anyhow::Context;
 use tests::crash::{
     acks_path, append_line, execs_path, store_path, KillSwitch, Kind, Parallel, Parent, Sequential, Step, WORKLOAD,
 };
+use workflow_core::store::Store;
 use workflow_core::{Client, StartOptions, Worker, WorkerOptions, Workflow};
+use workflow_store_postgres::PostgresStore;
 use workflow_store_sled::{Durability, SledStore};
 
 async fn start_or_attach<W: Workflow<Input = u64, Output = u64>>(
@@ -46,15 +52,26 @@ async fn main() -> anyhow::Result<()> {
         Ok(v) => Some(v.parse::<u64>().context("KILL_AFTER_WRITES")?),
         Err(_) => None,
     };
-    let mut builder = SledStore::builder(store_path(&dir));
-    if let Ok(ms) = std::env::var("CRASH_RELAXED_MS") {
-        let every = Duration::from_millis(ms.parse().context("CRASH_RELAXED_MS")?);
-        builder = builder.durability(Durability::Relaxed { every });
-    }
-    let sled = builder.open().context("opening the store")?;
-    let recovered = sled.recovery().lost_leases;
-    let store = Arc::new(KillSwitch::new(Arc::new(sled), kill_after));
-    let mut worker = Worker::new(store.clone(), WorkerOptions::default());
+    let (inner, recovered): (Arc<dyn Store>, usize) =
+        match (std::env::var("CRASH_PG_URL"), std::env::var("CRASH_PG_SCHEMA")) {
+            (Ok(url), Ok(schema)) => {
+                let pg =
+                    PostgresStore::builder(url).schema(schema).pool_size(4).connect().await.context("connecting")?;
+                (Arc::new(pg), 0)
+            }
+            _ => {
+                let mut builder = SledStore::builder(store_path(&dir));
+                if let Ok(ms) = std::env::var("CRASH_RELAXED_MS") {
+                    let every = Duration::from_millis(ms.parse().context("CRASH_RELAXED_MS")?);
+                    builder = builder.durability(Durability::Relaxed { every });
+                }
+                let sled = builder.open().context("opening the store")?;
+                let recovered = sled.recovery().lost_leases;
+                (Arc::new(sled), recovered)
+            }
+        };
+    let store = Arc::new(KillSwitch::new(inner, kill_after));
+    let mut worker = Worker::new(store.clone(), WorkerOptions::default().identity("crash-harness"));
     worker.register_workflow::<Sequential>()?;
     worker.register_workflow::<Parallel>()?;
     worker.register_workflow::<Parent>()?;

@@ -116,6 +116,19 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes runs closed before `before` (history, attempts, info). Returns how many.
     async fn delete_closed_before(&self, before: Timestamp) -> Result<usize, StoreError>;
 
+    /// Ends every lease `owner` holds, as if it had expired at `now`: the next
+    /// [`Store::lease_tasks`] takes those tasks at once (reporting `previous_lease_lost`), after
+    /// which the old tokens fail with [`StoreError::LeaseLost`]. A worker calls
+    /// this as it starts, for the leases a previous process with the same identity held
+    /// (worker identities are unique among live workers). Returns how many leases ended.
+    ///
+    /// The default does nothing: for stores whose leases do not outlive the process that
+    /// took them (in memory, or dropped when the store is opened again, as sled's are).
+    async fn release_leases_of(&self, owner: &str, now: Timestamp) -> Result<usize, StoreError> {
+        let _ = (owner, now);
+        Ok(0)
+    }
+
     /// Woken whenever tasks or runs change, so workers need not poll. `None`: poll.
     fn notifier(&self) -> Option<Arc<Notify>> {
         None

@@ -173,6 +173,10 @@ impl Store for CountingStore {
         self.inner.delete_closed_before(before).await
     }
 
+    async fn release_leases_of(&self, owner: &str, now: Timestamp) -> Result<usize, StoreError> {
+        self.inner.release_leases_of(owner, now).await
+    }
+
     fn notifier(&self) -> Option<Arc<Notify>> {
         self.inner.notifier()
     }

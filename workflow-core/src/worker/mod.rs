@@ -221,9 +221,39 @@ impl Worker {
             shutdown: shutdown_rx,
             inflight: Mutex::new(JoinSet::new()),
         });
-        let wf = tokio::spawn(poll_loop(inner.clone(), TaskQueue::Workflow));
-        let act = tokio::spawn(poll_loop(inner.clone(), TaskQueue::Activity));
-        Ok(RunningWorker { inner, shutdown_tx, loops: vec![wf, act] })
+        // Leases this identity's previous incarnation held (in a store where leases outlive
+        // the process) are given up before polling, so that its tasks run again at once.
+        let reclaimed = {
+            let inner = inner.clone();
+            tokio::spawn(async move {
+                match inner.store.release_leases_of(&inner.options.identity, inner.clock.now()).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(n, identity = %inner.options.identity, "took back the leases of this identity's previous process")
+                    }
+                    Err(e) => warn!(error = %e, "releasing this identity's earlier leases failed; they expire instead"),
+                }
+            })
+        };
+        let wf = tokio::spawn({
+            let inner = inner.clone();
+            async move {
+                let _ = reclaimed.await;
+                let act = tokio::spawn(poll_loop(inner.clone(), TaskQueue::Activity));
+                let _guard = AbortOnDrop(act);
+                poll_loop(inner, TaskQueue::Workflow).await;
+            }
+        });
+        Ok(RunningWorker { inner, shutdown_tx, loops: vec![wf] })
+    }
+}
+
+/// Aborts a task when dropped (the activity poll loop ends with the workflow one).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

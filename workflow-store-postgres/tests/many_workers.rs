@@ -1,0 +1,168 @@
+//! What only a shared store has to get right: several store instances (as several processes
+//! would have) on one schema.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use workflow_core::history::EventKind;
+use workflow_core::store::conformance::new_run;
+use workflow_core::store::{AppendRequest, Store, Task, TaskKey, TaskKind, TaskOp, TaskQueue};
+use workflow_core::{Payload, StoreError, Timestamp};
+use workflow_store_postgres::{testing, PostgresStore};
+
+const T0: Timestamp = Timestamp(1_700_000_000_000);
+
+/// Two instances on one fresh schema.
+async fn pair(tag: &str) -> Option<(PostgresStore, PostgresStore)> {
+    let server = testing::server()?;
+    let a = server.store(tag).await;
+    let b = PostgresStore::builder(server.url()).schema(a.schema()).pool_size(4).connect().await.unwrap();
+    Some((a, b))
+}
+
+fn timer(run: &workflow_core::RunId, seq: u32) -> Task {
+    Task {
+        key: TaskKey::timer(run, seq),
+        run_id: run.clone(),
+        visible_at: T0,
+        lease_duration: Duration::from_secs(600),
+        kind: TaskKind::Timer { seq },
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_leasers_never_share_a_task() {
+    let Some((a, b)) = pair("skiplocked").await else { return };
+    let run = new_run("wf", "T", T0);
+    let id = run.info.run_id.clone();
+    a.create_run(run).await.unwrap();
+    let mut req = AppendRequest::new(id.clone(), T0);
+    for seq in 0..200 {
+        req = req.task_op(TaskOp::Upsert(timer(&id, seq)));
+    }
+    a.append(req).await.unwrap();
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    let mut handles = Vec::new();
+    for (i, s) in [a.clone(), b.clone(), a.clone(), b.clone()].into_iter().enumerate() {
+        handles.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let v = s.lease_tasks(TaskQueue::Workflow, T0, 7, &format!("w{i}")).await.unwrap();
+                if v.is_empty() {
+                    return got;
+                }
+                got.extend(v.into_iter().map(|l| l.task.key));
+            }
+        }));
+    }
+    let mut all = HashSet::new();
+    let mut total = 0;
+    for h in handles {
+        for k in h.await.unwrap() {
+            total += 1;
+            assert!(all.insert(k.clone()), "{k} was leased twice");
+        }
+    }
+    assert_eq!(total, 201, "every task (200 timers and the workflow task) leased exactly once");
+    let s = Arc::try_unwrap(a).ok().unwrap();
+    drop(b);
+    s.destroy().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_one_of_two_writers_records_a_step() {
+    let Some((a, b)) = pair("occ").await else { return };
+    let run = new_run("wf", "T", T0);
+    let id = run.info.run_id.clone();
+    a.create_run(run).await.unwrap();
+    let step = |s: u32| {
+        AppendRequest::new(id.clone(), T0)
+            .expect_last(1)
+            .events([EventKind::SideEffectRecorded { seq: s, value: Payload::null() }])
+    };
+    let (ra, rb) = tokio::join!(a.append(step(0)), b.append(step(1)));
+    let wins = [&ra, &rb].iter().filter(|r| r.is_ok()).count();
+    assert_eq!(wins, 1, "exactly one writer wins: {ra:?} {rb:?}");
+    let loser = if ra.is_err() { ra } else { rb };
+    assert!(matches!(loser, Err(StoreError::Conflict { expected: 1, actual: 2, .. })), "{loser:?}");
+    assert_eq!(b.read_history(&id, 0).await.unwrap().len(), 2);
+    drop(b);
+    a.destroy().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_instance_is_woken_and_told_of_closes() {
+    let Some((a, b)) = pair("notify").await else { return };
+    let notify = b.notifier().unwrap();
+    let mut closed = b.closed_runs().unwrap();
+    // Let b's LISTEN connection come up.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let run = new_run("wf", "T", T0);
+    let id = run.info.run_id.clone();
+    let woken = notify.notified();
+    tokio::pin!(woken);
+    woken.as_mut().enable();
+    a.create_run(run).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), woken).await.expect("b is woken by a's commit");
+    a.append(AppendRequest::new(id.clone(), T0).events([EventKind::WorkflowCompleted { result: Payload::null() }]))
+        .await
+        .unwrap();
+    let got =
+        tokio::time::timeout(Duration::from_secs(10), closed.recv()).await.expect("b hears of the close").unwrap();
+    assert_eq!(got, id);
+    drop(b);
+    a.destroy().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_identity_takes_its_leases_back_at_once() {
+    let Some((a, b)) = pair("reclaim").await else { return };
+    let run = new_run("wf", "T", T0);
+    let id = run.info.run_id.clone();
+    a.create_run(run).await.unwrap();
+    a.append(AppendRequest::new(id.clone(), T0).task_op(TaskOp::Upsert(timer(&id, 0)))).await.unwrap();
+    let held = a.lease_tasks(TaskQueue::Workflow, T0, 10, "pod-1").await.unwrap();
+    assert_eq!(held.len(), 2);
+    // "pod-1" dies; its leases last 10 minutes. Another identity releasing changes nothing.
+    assert_eq!(b.release_leases_of("pod-2", T0).await.unwrap(), 0);
+    assert!(b.lease_tasks(TaskQueue::Workflow, T0, 10, "pod-1").await.unwrap().is_empty());
+    // "pod-1" comes back (a new process, the same identity) and takes them at once.
+    assert_eq!(b.release_leases_of("pod-1", T0).await.unwrap(), 2);
+    let again = b.lease_tasks(TaskQueue::Workflow, T0, 10, "pod-1").await.unwrap();
+    assert_eq!(again.len(), 2);
+    assert!(again.iter().all(|l| l.previous_lease_lost), "the loss is reported");
+    // The dead process's tokens are fenced off.
+    let old = &held[0];
+    let done = a.append(AppendRequest::new(id.clone(), T0).complete(old.task.key.clone(), old.token)).await;
+    assert!(matches!(done, Err(StoreError::LeaseLost { .. })), "{done:?}");
+    drop(b);
+    a.destroy().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_schema_is_refused_and_bad_credentials_are_named() {
+    let Some(server) = testing::server() else { return };
+    let a = server.store("version").await;
+    let schema = a.schema().to_string();
+    {
+        // A future version of this crate migrated the schema further.
+        let url = server.url().to_string();
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+        let conn = tokio::spawn(conn);
+        client.batch_execute(&format!("INSERT INTO {schema}.wf_migrations (version) VALUES (999)")).await.unwrap();
+        drop(client);
+        let _ = conn.await;
+    }
+    let err = PostgresStore::builder(server.url()).schema(&schema).connect().await.err().expect("refused");
+    assert!(
+        matches!(err, StoreError::UnsupportedVersion { found: 999, supported } if supported == workflow_store_postgres::SCHEMA_VERSION as u32),
+        "{err}"
+    );
+    a.destroy().await.unwrap();
+
+    let err = PostgresStore::connect("postgres://nobody:hunter2@127.0.0.1:1/nowhere").await.err().expect("unreachable");
+    let msg = err.to_string();
+    assert!(msg.contains("127.0.0.1:1/nowhere") && msg.contains("nobody"), "{msg}");
+    assert!(!msg.contains("hunter2"), "the password leaked: {msg}");
+}
