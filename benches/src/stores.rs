@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use workflow_core::store::{MemoryStore, Store};
 use workflow_core::testing::CountingStore;
+use workflow_store_postgres::PostgresStore;
 use workflow_store_sled::{Durability, SledStore};
 
 /// Which store a workload runs on.
@@ -14,10 +15,14 @@ pub enum StoreKind {
     Memory,
     /// `SledStore` with [`Durability::Flush`]: acknowledged after the flush, group commit.
     SledDurable,
+    /// `PostgresStore` on the server the tests use (`WORKFLOW_TEST_PG_URL`, or a throwaway
+    /// cluster), a fresh schema per workload; only W1 and W2.
+    Postgres,
 }
 
 impl StoreKind {
-    /// Both kinds, in table order.
+    /// The kinds the runner measures by default, in table order (PostgreSQL only when asked
+    /// for with `--store postgres`: it needs a server).
     pub const ALL: [StoreKind; 2] = [StoreKind::Memory, StoreKind::SledDurable];
 
     /// The name used in the table and on the command line of child processes.
@@ -25,12 +30,13 @@ impl StoreKind {
         match self {
             StoreKind::Memory => "memory",
             StoreKind::SledDurable => "sled",
+            StoreKind::Postgres => "postgres",
         }
     }
 
     /// The kind called `name`.
     pub fn parse(name: &str) -> Option<StoreKind> {
-        StoreKind::ALL.into_iter().find(|k| k.name() == name)
+        [StoreKind::Memory, StoreKind::SledDurable, StoreKind::Postgres].into_iter().find(|k| k.name() == name)
     }
 
     /// Opens a store of this kind; a sled store lives in `dir` (ignored for memory).
@@ -38,6 +44,7 @@ impl StoreKind {
         Ok(match self {
             StoreKind::Memory => Arc::new(MemoryStore::new()),
             StoreKind::SledDurable => Arc::new(open_sled(dir)?),
+            StoreKind::Postgres => anyhow::bail!("this workload runs on memory and sled only"),
         })
     }
 }
@@ -51,21 +58,29 @@ pub struct Measured {
     pub counting: Arc<CountingStore>,
     /// The sled store underneath, if any.
     pub sled: Option<Arc<SledStore>>,
+    /// The PostgreSQL store underneath, if any (its schema is dropped with `cleanup`).
+    pub postgres: Option<Arc<PostgresStore>>,
     cpu_at_open: Option<f64>,
 }
 
 impl StoreKind {
     /// Opens a store of this kind with counters (see [`Measured`]).
-    pub fn open_measured(self, dir: &Path) -> anyhow::Result<Measured> {
-        let (inner, sled): (Arc<dyn Store>, _) = match self {
-            StoreKind::Memory => (Arc::new(MemoryStore::new()), None),
+    pub async fn open_measured(self, dir: &Path) -> anyhow::Result<Measured> {
+        let (inner, sled, postgres): (Arc<dyn Store>, _, _) = match self {
+            StoreKind::Memory => (Arc::new(MemoryStore::new()), None, None),
             StoreKind::SledDurable => {
                 let s = Arc::new(open_sled(dir)?);
-                (s.clone(), Some(s))
+                (s.clone(), Some(s), None)
+            }
+            StoreKind::Postgres => {
+                let server = workflow_store_postgres::testing::server()
+                    .ok_or_else(|| anyhow::anyhow!("no PostgreSQL server (set WORKFLOW_TEST_PG_URL)"))?;
+                let p = Arc::new(server.builder("bench").pool_size(8).connect().await?);
+                (p.clone(), None, Some(p))
             }
         };
         let counting = Arc::new(CountingStore::new(inner));
-        Ok(Measured { store: counting.clone(), counting, sled, cpu_at_open: crate::measure::cpu_seconds() })
+        Ok(Measured { store: counting.clone(), counting, sled, postgres, cpu_at_open: crate::measure::cpu_seconds() })
     }
 }
 
@@ -89,6 +104,23 @@ impl Measured {
                 calls.eager_leases
             ),
         )];
+        if let Some(p) = &self.postgres {
+            let c = p.counters();
+            rows.push(Row::new(
+                workload,
+                store,
+                "PostgreSQL transactions that write, per activity step",
+                format!(
+                    "{} ({} group commits of {} writes, {} lease transactions, {} heartbeats, {} retries)",
+                    per(c.transactions()),
+                    c.group_commits,
+                    c.grouped_writes,
+                    c.lease_transactions,
+                    c.heartbeats,
+                    c.retries
+                ),
+            ));
+        }
         if let Some(s) = &self.sled {
             let c = s.write_counters();
             rows.push(Row::new(
@@ -103,6 +135,17 @@ impl Measured {
             rows.push(Row::new(workload, store, "process CPU s per 1,000 workflows", format!("{per_k:.2}")));
         }
         rows
+    }
+}
+
+impl Measured {
+    /// Drops a PostgreSQL workload's schema.
+    pub async fn cleanup(&self) {
+        if let Some(p) = &self.postgres {
+            if let Err(e) = p.destroy().await {
+                eprintln!("could not drop the benchmark schema {}: {e}", p.schema());
+            }
+        }
     }
 }
 

@@ -56,6 +56,7 @@ mod rows;
 mod schema;
 pub mod testing;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -99,6 +100,41 @@ struct Shared {
     origin: String,
     groups: Semaphore,
     schema: String,
+    counters: Counters,
+}
+
+/// Counts of what this store instance asked PostgreSQL to do (see [`PostgresStore::counters`]).
+#[derive(Default)]
+struct Counters {
+    group_commits: AtomicU64,
+    grouped_writes: AtomicU64,
+    retries: AtomicU64,
+    lease_transactions: AtomicU64,
+    heartbeats: AtomicU64,
+}
+
+/// What a [`PostgresStore`] has done since it connected: the transactions that change data,
+/// for counting transactions per step in benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CommitCounters {
+    /// Group commits (each one transaction, creates and appends of many runs).
+    pub group_commits: u64,
+    /// Creates and appends committed by them.
+    pub grouped_writes: u64,
+    /// Groups run again after a serialization failure, deadlock or unique violation.
+    pub retries: u64,
+    /// `lease_tasks` calls that leased something (each one transaction).
+    pub lease_transactions: u64,
+    /// Heartbeats (each one transaction).
+    pub heartbeats: u64,
+}
+
+impl CommitCounters {
+    /// Every transaction that wrote.
+    pub fn transactions(&self) -> u64 {
+        self.group_commits + self.lease_transactions + self.heartbeats
+    }
 }
 
 struct Pending {
@@ -165,6 +201,7 @@ impl PostgresStoreBuilder {
             groups: Semaphore::new(self.concurrent_groups.min(self.pool_size.saturating_sub(1)).max(1)),
             schema: self.schema,
             target,
+            counters: Counters::default(),
         });
         tracing::debug!(server = %shared.target.describe, tls = ?shared.target.ssl_mode(), "connected to PostgreSQL");
         let (tx, rx) = mpsc::unbounded_channel();
@@ -199,6 +236,18 @@ impl PostgresStore {
         &self.shared.target.describe
     }
 
+    /// What this instance has committed so far.
+    pub fn counters(&self) -> CommitCounters {
+        let c = &self.shared.counters;
+        CommitCounters {
+            group_commits: c.group_commits.load(Ordering::Relaxed),
+            grouped_writes: c.grouped_writes.load(Ordering::Relaxed),
+            retries: c.retries.load(Ordering::Relaxed),
+            lease_transactions: c.lease_transactions.load(Ordering::Relaxed),
+            heartbeats: c.heartbeats.load(Ordering::Relaxed),
+        }
+    }
+
     /// The schema holding this store's tables.
     pub fn schema(&self) -> &str {
         &self.shared.schema
@@ -206,7 +255,7 @@ impl PostgresStore {
 
     /// Drops this store's tables (and its schema, unless `public`): everything it holds is
     /// gone. For tests and throwaway stores.
-    pub async fn destroy(self) -> Result<(), StoreError> {
+    pub async fn destroy(&self) -> Result<(), StoreError> {
         let conn = self.conn().await?;
         let s = &self.shared.schema;
         let sql = if s == "public" {
@@ -285,6 +334,7 @@ async fn commit_group(shared: &Shared, batch: Vec<Pending>) {
         match try_group(shared, &writes).await {
             Ok(o) => break Ok(o),
             Err(GroupError::Db(e)) if connect::is_retryable(&e) && attempt < MAX_RETRIES => {
+                shared.counters.retries.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(error = %e, attempt, "group commit retried");
                 tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 2)).await;
             }
@@ -294,6 +344,8 @@ async fn commit_group(shared: &Shared, batch: Vec<Pending>) {
     };
     match result {
         Ok(outcome) => {
+            shared.counters.group_commits.fetch_add(1, Ordering::Relaxed);
+            shared.counters.grouped_writes.fetch_add(writes.len() as u64, Ordering::Relaxed);
             shared.notify.notify_waiters();
             for id in outcome.closed {
                 let _ = shared.closed.send(id);
@@ -375,6 +427,9 @@ impl Store for PostgresStore {
         );
         let limit = i64::try_from(max).unwrap_or(i64::MAX);
         let rows = self.query(&sql, &[&queue_code(queue), &ts(now), &limit, &owner]).await?;
+        if !rows.is_empty() {
+            self.shared.counters.lease_transactions.fetch_add(1, Ordering::Relaxed);
+        }
         rows.iter()
             .map(|r| {
                 let lost: bool = r.get(9);
@@ -417,6 +472,7 @@ impl Store for PostgresStore {
         if rows.is_empty() {
             return Err(StoreError::LeaseLost { task: key.0.clone() });
         }
+        self.shared.counters.heartbeats.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 

@@ -5,6 +5,7 @@
 //! cargo run --release -p benches --bin workloads -- --quick       # small sizes (CI)
 //! cargo run --release -p benches --bin workloads -- --only w1,w2 --store sled  # some
 //! cargo run --release -p benches --bin workloads -- --only w2 --workflows 10000 # sizes
+//! cargo run --release -p benches --bin workloads -- --only w1,w2 --store postgres # PostgreSQL
 //! ```
 
 use std::path::PathBuf;
@@ -18,7 +19,7 @@ use benches::workloads::batch;
 use benches::workloads::{parked, recovery, replay, sequential, throughput, Sizes};
 
 const USAGE: &str =
-    "usage: workloads [--quick] [--only w1,w2,w3,w4,w5,replay] [--store memory|sled] [--steps N] [--workflows N]";
+    "usage: workloads [--quick] [--only w1,w2,w3,w4,w5,replay] [--store memory|sled|postgres] [--steps N] [--workflows N]";
 const ALL: [&str; 6] = ["w1", "w2", "w3", "w4", "w5", "replay"];
 
 fn main() -> ExitCode {
@@ -97,6 +98,8 @@ async fn runner(args: &[String]) -> anyhow::Result<()> {
         #[cfg(not(feature = "batch"))]
         rows.push(Row::new("W3 batch", "-", "skipped: built without the `batch` feature", "-"));
     }
+    // W4 and W5 measure a process's memory and a crash of an embedded store: memory and sled.
+    let stores: Vec<StoreKind> = stores.into_iter().filter(|k| *k != StoreKind::Postgres).collect();
     for &kind in &stores {
         if wants("w4") {
             step(&mut rows, "W4", kind, parked::run(kind, sizes.w4_parked).await)?;
