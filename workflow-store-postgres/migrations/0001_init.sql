@@ -12,7 +12,10 @@ CREATE TABLE wf_runs (
     close_time    bigint,
     last_event_id bigint NOT NULL,
     last_time     bigint NOT NULL,
-    info          json NOT NULL
+    -- The RunInfo without its input (rewritten at every step, so kept small) ...
+    info          json NOT NULL,
+    -- ... and the input, written once.
+    input         json NOT NULL
 );
 CREATE UNIQUE INDEX wf_runs_seq ON wf_runs (seq_no);
 -- At most one open run per workflow id, even with many writers.

@@ -9,13 +9,13 @@
 
 use std::collections::{HashMap, HashSet};
 
-use deadpool_postgres::Transaction;
+use deadpool_postgres::ClientWrapper;
 use workflow_core::history::Event;
 use workflow_core::store::{
     AppendOutcome, AppendRequest, AttemptRecord, LeasedTask, NewRun, RunInfo, RunStatus, Task, TaskKey, TaskOp,
 };
 use workflow_core::RunId;
-use workflow_core::{StoreError, Timestamp};
+use workflow_core::{Payload, StoreError, Timestamp};
 
 use crate::rows::{self, encode, queue_code, task_from_row, ts, TaskRow, TASK_COLUMNS};
 
@@ -32,7 +32,9 @@ pub(crate) enum Reply {
 }
 
 struct RunState {
+    /// The run without its input (which is written once, with a new run).
     info: RunInfo,
+    input: Option<Payload>,
     last_time: Timestamp,
     new: bool,
     dirty: bool,
@@ -59,17 +61,22 @@ struct Sim {
 pub(crate) struct Outcome {
     pub(crate) replies: Vec<Result<Reply, StoreError>>,
     pub(crate) closed: Vec<RunId>,
+    /// Whether to wake this process's pollers.
+    pub(crate) wake: bool,
 }
 
-/// Runs one group in `tx`. The caller commits (when this returns `Ok`) or retries.
+/// Runs one group as one transaction on `tx`, from BEGIN to COMMIT, in two round trips. On
+/// an error the caller rolls back (the transaction may still be open) and retries.
 pub(crate) async fn run(
-    tx: &Transaction<'_>,
+    tx: &ClientWrapper,
     writes: &[Write],
     channel: &str,
     origin: &str,
 ) -> Result<Outcome, tokio_postgres::Error> {
     let mut sim = Sim::default();
+    let t0 = std::time::Instant::now();
     load(tx, writes, &mut sim).await?;
+    crate::TMP_LOAD.fetch_add(t0.elapsed().as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
     let mut replies = Vec::with_capacity(writes.len());
     for w in writes {
         replies.push(match w {
@@ -78,10 +85,11 @@ pub(crate) async fn run(
         });
     }
     store(tx, &sim, channel, origin).await?;
-    Ok(Outcome { replies, closed: sim.closed })
+    let wake = sim.wakes();
+    Ok(Outcome { replies, closed: sim.closed, wake })
 }
 
-async fn load(tx: &Transaction<'_>, writes: &[Write], sim: &mut Sim) -> Result<(), tokio_postgres::Error> {
+async fn load(tx: &ClientWrapper, writes: &[Write], sim: &mut Sim) -> Result<(), tokio_postgres::Error> {
     let mut append_runs: Vec<&str> = Vec::new();
     let mut new_ids: Vec<&str> = Vec::new();
     let mut new_wf_ids: Vec<&str> = Vec::new();
@@ -127,7 +135,8 @@ async fn load(tx: &Transaction<'_>, writes: &[Write], sim: &mut Sim) -> Result<(
     keys.sort_unstable();
     keys.dedup();
 
-    // Lock order: runs, then tasks, each by key, so that concurrent groups do not deadlock.
+    // Lock order: runs, then tasks, each by key, so that concurrent groups do not deadlock
+    // (a deadlock that happens anyway is detected by PostgreSQL and the group retried).
     let lock_runs = async {
         if append_runs.is_empty() {
             return Ok(Vec::new());
@@ -151,16 +160,27 @@ async fn load(tx: &Transaction<'_>, writes: &[Write], sim: &mut Sim) -> Result<(
             .await?;
         tx.query(&st, &[&new_ids, &new_wf_ids]).await
     };
-    let (locked, existing) = futures::try_join!(lock_runs, check_new)?;
+    let lock_tasks = async {
+        let st = tx
+            .prepare_cached(&format!(
+                "SELECT {TASK_COLUMNS} FROM wf_tasks t WHERE t.key = ANY($1) OR t.run_id = ANY($2) ORDER BY t.key FOR UPDATE"
+            ))
+            .await?;
+        tx.query(&st, &[&keys, &closing]).await
+    };
+    // One round trip: BEGIN and the reads are pipelined (sent in this order, before any
+    // answer; prepared statements are cached per connection, so no Parse is needed).
+    let (_, locked, existing, task_rows) =
+        futures::try_join!(tx.batch_execute("BEGIN"), lock_runs, check_new, lock_tasks)?;
     for row in &locked {
         let run_id = RunId(row.get::<_, String>(0));
         // An unreadable run row fails the appends to that run (as NotFound would), alone.
-        let Ok(info) = rows::run_info(row, 1) else { continue };
+        let Ok(info) = rows::run_state(row, 0) else { continue };
         if !info.status.is_closed() {
             sim.open.insert(info.workflow_id.clone(), run_id.clone());
         }
         let last_time = rows::from_ts(row.get(2));
-        sim.runs.insert(run_id, RunState { info, last_time, new: false, dirty: false });
+        sim.runs.insert(run_id, RunState { info, input: None, last_time, new: false, dirty: false });
     }
     for row in &existing {
         let run_id = RunId(row.get::<_, String>(0));
@@ -171,30 +191,13 @@ async fn load(tx: &Transaction<'_>, writes: &[Write], sim: &mut Sim) -> Result<(
         }
         sim.known_run_ids.insert(run_id);
     }
-
-    let lock_tasks = async {
-        let st = tx
-            .prepare_cached(&format!(
-                "SELECT {TASK_COLUMNS} FROM wf_tasks t WHERE t.key = ANY($1) OR t.run_id = ANY($2) ORDER BY t.key FOR UPDATE"
-            ))
-            .await?;
-        tx.query(&st, &[&keys, &closing]).await
-    };
-    let tokens = async {
-        if eager == 0 {
-            return Ok(Vec::new());
-        }
-        let st = tx.prepare_cached("SELECT nextval('wf_lease_tokens') FROM generate_series(1::int8, $1::int8)").await?;
-        tx.query(&st, &[&eager]).await
-    };
-    let (task_rows, token_rows) = futures::try_join!(lock_tasks, tokens)?;
     for row in &task_rows {
         // An unreadable task is treated as absent: it is overwritten or deleted by this group.
         if let Ok(t) = task_from_row(row) {
             sim.tasks.insert(t.task.key.clone(), t);
         }
     }
-    sim.tokens = token_rows.iter().map(|r| r.get::<_, i64>(0)).rev().collect();
+    sim.tokens = (0..eager).map(|_| eager_token()).collect();
     Ok(())
 }
 
@@ -209,9 +212,11 @@ impl Sim {
         }
         let mut info = run.info.clone();
         info.last_event_id = 1;
+        let input = std::mem::replace(&mut info.input, Payload::null());
         self.open.insert(info.workflow_id.clone(), id.clone());
         self.events.push((id.clone(), Event { id: 1, time: run.time, kind: run.started.clone() }));
-        self.runs.insert(id.clone(), RunState { info, last_time: run.time, new: true, dirty: true });
+        self.runs
+            .insert(id.clone(), RunState { info, input: Some(input), last_time: run.time, new: true, dirty: true });
         self.upsert(Task::workflow(id, run.time));
         Ok(())
     }
@@ -304,6 +309,15 @@ impl Sim {
         Ok(AppendOutcome { last_event_id: new_last, time, leased })
     }
 
+    /// Whether the group gives anyone something to do: a task that is not leased (new work,
+    /// or released), a new run, a closed run. Otherwise (a step whose next task this worker
+    /// leased eagerly) nobody is woken: waking would only cost every idle poller a query.
+    pub(crate) fn wakes(&self) -> bool {
+        !self.closed.is_empty()
+            || self.runs.values().any(|r| r.new)
+            || self.dirty_tasks.iter().any(|k| self.tasks.get(k).is_some_and(|t| t.lease.is_none()))
+    }
+
     fn upsert(&mut self, task: Task) {
         let key = task.key.clone();
         self.deleted_tasks.remove(&key);
@@ -328,7 +342,7 @@ impl Sim {
 }
 
 /// Writes the group's final state: one statement per table, pipelined.
-async fn store(tx: &Transaction<'_>, sim: &Sim, channel: &str, origin: &str) -> Result<(), tokio_postgres::Error> {
+async fn store(tx: &ClientWrapper, sim: &Sim, channel: &str, origin: &str) -> Result<(), tokio_postgres::Error> {
     let mut new_runs = RunColumns::default();
     let mut changed_runs = RunColumns::default();
     for (id, r) in sim.runs.iter().filter(|(_, r)| r.dirty && !r.new) {
@@ -369,71 +383,40 @@ async fn store(tx: &Transaction<'_>, sim: &Sim, channel: &str, origin: &str) -> 
         at_rec.push(encode_or_null(a));
     }
 
-    let insert_runs = async {
-        if new_runs.ids.is_empty() {
-            return Ok(0);
-        }
-        let st = tx
-            .prepare_cached(
-                "INSERT INTO wf_runs (run_id, workflow_id, workflow_type, status, start_time, close_time, \
-                 last_event_id, last_time, info) \
-                 SELECT u.run_id, u.wf, u.ty, u.status, u.start_time, u.close_time, u.last, u.last_time, u.info::json \
-                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::int8[], \
-                 $8::int8[], $9::text[]) WITH ORDINALITY \
-                 AS u(run_id, wf, ty, status, start_time, close_time, last, last_time, info, n) ORDER BY u.n",
-            )
-            .await?;
-        let c = &new_runs;
-        tx.execute(&st, &[&c.ids, &c.wf, &c.ty, &c.status, &c.start, &c.close, &c.last, &c.last_time, &c.info]).await
-    };
-    let update_runs = async {
-        if changed_runs.ids.is_empty() {
-            return Ok(0);
-        }
-        let st = tx
-            .prepare_cached(
-                "UPDATE wf_runs r SET status = u.status, close_time = u.close_time, last_event_id = u.last, \
-                 last_time = u.last_time, info = u.info::json \
-                 FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int8[], $6::text[]) \
-                 AS u(run_id, status, close_time, last, last_time, info) WHERE r.run_id = u.run_id",
-            )
-            .await?;
-        let c = &changed_runs;
-        tx.execute(&st, &[&c.ids, &c.status, &c.close, &c.last, &c.last_time, &c.info]).await
-    };
-    let insert_events = async {
-        if ev_run.is_empty() {
-            return Ok(0);
-        }
-        let st = tx
-            .prepare_cached(
-                "INSERT INTO wf_events (run_id, event_id, time, kind) \
-                 SELECT r, i, t, k::json FROM unnest($1::text[], $2::int8[], $3::int8[], $4::text[]) AS u(r, i, t, k)",
-            )
-            .await?;
-        tx.execute(&st, &[&ev_run, &ev_id, &ev_time, &ev_kind]).await
-    };
-    let upsert_tasks = async {
-        if t.keys.is_empty() {
-            return Ok(0);
-        }
-        let st = tx
-            .prepare_cached(
-                "INSERT INTO wf_tasks (key, run_id, queue, leased, due_at, lease_ms, task, version, leased_version, \
-                 lease_owner, lease_token, hb_details, hb_at) \
-                 SELECT k, r, q, l, d, ms, t::json, v, lv, o, tok, NULL, NULL \
-                 FROM unnest($1::text[], $2::text[], $3::int2[], $4::bool[], $5::int8[], $6::int8[], $7::text[], \
-                 $8::int8[], $9::int8[], $10::text[], $11::int8[]) AS u(k, r, q, l, d, ms, t, v, lv, o, tok) \
-                 ON CONFLICT (key) DO UPDATE SET run_id = excluded.run_id, queue = excluded.queue, \
-                 leased = excluded.leased, due_at = excluded.due_at, lease_ms = excluded.lease_ms, \
-                 task = excluded.task, version = excluded.version, leased_version = excluded.leased_version, \
-                 lease_owner = excluded.lease_owner, lease_token = excluded.lease_token, hb_details = NULL, \
-                 hb_at = NULL",
-            )
-            .await?;
+    // One statement writes everything (each part a data-modifying CTE; a part with no rows
+    // costs next to nothing), then COMMIT: one round trip, pipelined. When the statement fails
+    // the transaction is aborted and COMMIT only ends it (as a rollback); the statement's
+    // error fails the group (a unique violation on wf_runs means a concurrent create: the
+    // group is retried and then sees that run).
+    let payload = notification(origin, &sim.closed);
+    let wake = sim.wakes();
+    let nr = &new_runs;
+    let cr = &changed_runs;
+    let write = async {
+        let st = tx.prepare_cached(WRITE_SQL).await?;
         tx.execute(
             &st,
             &[
+                &nr.ids,
+                &nr.wf,
+                &nr.ty,
+                &nr.status,
+                &nr.start,
+                &nr.close,
+                &nr.last,
+                &nr.last_time,
+                &nr.info,
+                &nr.input,
+                &cr.ids,
+                &cr.status,
+                &cr.close,
+                &cr.last,
+                &cr.last_time,
+                &cr.info,
+                &ev_run,
+                &ev_id,
+                &ev_time,
+                &ev_kind,
                 &t.keys,
                 &t.runs,
                 &t.queues,
@@ -445,37 +428,65 @@ async fn store(tx: &Transaction<'_>, sim: &Sim, channel: &str, origin: &str) -> 
                 &t.leased_version,
                 &t.owner,
                 &t.token,
+                &deleted,
+                &at_run,
+                &at_rec,
+                &wake,
+                &channel,
+                &payload,
             ],
         )
         .await
     };
-    let delete_tasks = async {
-        if deleted.is_empty() {
-            return Ok(0);
-        }
-        let st = tx.prepare_cached("DELETE FROM wf_tasks WHERE key = ANY($1)").await?;
-        tx.execute(&st, &[&deleted]).await
-    };
-    let insert_attempts = async {
-        if at_run.is_empty() {
-            return Ok(0);
-        }
-        let st = tx
-            .prepare_cached(
-                "INSERT INTO wf_attempts (run_id, record) SELECT r, a::json FROM unnest($1::text[], $2::text[]) \
-                 WITH ORDINALITY AS u(r, a, n) ORDER BY u.n",
-            )
-            .await?;
-        tx.execute(&st, &[&at_run, &at_rec]).await
-    };
-    let payload = notification(origin, &sim.closed);
-    let notify = async {
-        let st = tx.prepare_cached("SELECT pg_notify($1, $2)").await?;
-        tx.query(&st, &[&channel, &payload]).await.map(|_| 0)
-    };
-    // Runs first (a unique violation there means a concurrent create; the group is retried).
-    futures::try_join!(insert_runs, update_runs, insert_events, upsert_tasks, delete_tasks, insert_attempts, notify)?;
+    let commit = async { tx.batch_execute("COMMIT").await.map(|_| 0) };
+    futures::try_join!(write, commit)?;
     Ok(())
+}
+
+/// The group's writes, one statement. Parameters: new runs ($1-$10), changed runs ($11-$16),
+/// events ($17-$20), upserted tasks ($21-$31), deleted task keys ($32), attempts ($33-$34),
+/// and whether to notify, on which channel, with what ($35-$37).
+const WRITE_SQL: &str = "\
+WITH new_runs AS (
+    INSERT INTO wf_runs (run_id, workflow_id, workflow_type, status, start_time, close_time, last_event_id,
+                         last_time, info, input)
+    SELECT u.run_id, u.wf, u.ty, u.status, u.start_time, u.close_time, u.last, u.last_time, u.info::json,
+           u.input::json
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::int8[], $8::int8[],
+                $9::text[], $10::text[]) WITH ORDINALITY
+         AS u(run_id, wf, ty, status, start_time, close_time, last, last_time, info, input, n)
+    ORDER BY u.n),
+changed_runs AS (
+    UPDATE wf_runs r SET status = u.status, close_time = u.close_time, last_event_id = u.last,
+                         last_time = u.last_time, info = u.info::json
+    FROM unnest($11::text[], $12::text[], $13::int8[], $14::int8[], $15::int8[], $16::text[])
+         AS u(run_id, status, close_time, last, last_time, info)
+    WHERE r.run_id = u.run_id),
+events AS (
+    INSERT INTO wf_events (run_id, event_id, time, kind)
+    SELECT r, i, t, k::json FROM unnest($17::text[], $18::int8[], $19::int8[], $20::text[]) AS u(r, i, t, k)),
+tasks AS (
+    INSERT INTO wf_tasks (key, run_id, queue, leased, due_at, lease_ms, task, version, leased_version,
+                          lease_owner, lease_token, hb_details, hb_at)
+    SELECT k, r, q, l, d, ms, t::json, v, lv, o, tok, NULL, NULL
+    FROM unnest($21::text[], $22::text[], $23::int2[], $24::bool[], $25::int8[], $26::int8[], $27::text[],
+                $28::int8[], $29::int8[], $30::text[], $31::int8[]) AS u(k, r, q, l, d, ms, t, v, lv, o, tok)
+    ON CONFLICT (key) DO UPDATE SET run_id = excluded.run_id, queue = excluded.queue, leased = excluded.leased,
+        due_at = excluded.due_at, lease_ms = excluded.lease_ms, task = excluded.task, version = excluded.version,
+        leased_version = excluded.leased_version, lease_owner = excluded.lease_owner,
+        lease_token = excluded.lease_token, hb_details = NULL, hb_at = NULL),
+deleted AS (
+    DELETE FROM wf_tasks WHERE key = ANY($32::text[])),
+attempts AS (
+    INSERT INTO wf_attempts (run_id, record)
+    SELECT r, a::json FROM unnest($33::text[], $34::text[]) WITH ORDINALITY AS u(r, a, n) ORDER BY u.n)
+SELECT CASE WHEN $35::bool THEN pg_notify($36::text, $37::text) END";
+
+/// A lease token for an eager lease: random, with bit 62 set, so that it never equals a
+/// token `lease_tasks` draws from the `wf_lease_tokens` sequence (which stays below 2^62).
+/// Tokens only need to differ between the leases of one task.
+fn eager_token() -> i64 {
+    (1i64 << 62) | (crate::random_u64() >> 2) as i64
 }
 
 /// A notification's payload: the sender and the runs it closed (bounded: PostgreSQL takes
@@ -508,6 +519,7 @@ struct RunColumns<'a> {
     last: Vec<i64>,
     last_time: Vec<i64>,
     info: Vec<String>,
+    input: Vec<String>,
 }
 
 impl<'a> RunColumns<'a> {
@@ -521,6 +533,9 @@ impl<'a> RunColumns<'a> {
         self.last.push(r.info.last_event_id as i64);
         self.last_time.push(ts(r.last_time));
         self.info.push(encode_or_null(&r.info));
+        if let Some(input) = &r.input {
+            self.input.push(encode_or_null(input));
+        }
     }
 }
 

@@ -74,7 +74,7 @@ use workflow_core::{Payload, StoreError, Timestamp};
 
 use crate::connect::Target;
 use crate::group::{Reply, Write};
-use crate::rows::{decode, encode, from_ts, queue_code, task_from_row, ts, TASK_COLUMNS};
+use crate::rows::{decode, encode, from_ts, queue_code, task_from_row, ts, RUN_COLUMNS, TASK_COLUMNS};
 pub use crate::schema::SCHEMA_VERSION;
 
 /// How many writes one group commit takes at most.
@@ -328,6 +328,7 @@ async fn committer(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Pending>
 
 async fn commit_group(shared: &Shared, batch: Vec<Pending>) {
     let (writes, replies): (Vec<Write>, Vec<_>) = batch.into_iter().map(|p| (p.write, p.reply)).unzip();
+    let t0 = std::time::Instant::now();
     let mut attempt = 0;
     let result = loop {
         attempt += 1;
@@ -345,8 +346,11 @@ async fn commit_group(shared: &Shared, batch: Vec<Pending>) {
     match result {
         Ok(outcome) => {
             shared.counters.group_commits.fetch_add(1, Ordering::Relaxed);
+            TMP_NANOS.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
             shared.counters.grouped_writes.fetch_add(writes.len() as u64, Ordering::Relaxed);
-            shared.notify.notify_waiters();
+            if outcome.wake {
+                shared.notify.notify_waiters();
+            }
             for id in outcome.closed {
                 let _ = shared.closed.send(id);
             }
@@ -362,20 +366,32 @@ async fn commit_group(shared: &Shared, batch: Vec<Pending>) {
     }
 }
 
+/// TEMP
+pub static TMP_LOAD: AtomicU64 = AtomicU64::new(0);
+/// TEMP
+pub static TMP_NANOS: AtomicU64 = AtomicU64::new(0);
+
 enum GroupError {
     Db(tokio_postgres::Error),
     Pool(deadpool_postgres::PoolError),
 }
 
 async fn try_group(shared: &Shared, writes: &[Write]) -> Result<group::Outcome, GroupError> {
-    let mut conn = shared.pool.get().await.map_err(GroupError::Pool)?;
-    let tx = conn.transaction().await.map_err(GroupError::Db)?;
-    let outcome = group::run(&tx, writes, &shared.channel, &shared.origin).await.map_err(GroupError::Db)?;
-    tx.commit().await.map_err(GroupError::Db)?;
-    Ok(outcome)
+    let conn = shared.pool.get().await.map_err(GroupError::Pool)?;
+    match group::run(&conn, writes, &shared.channel, &shared.origin).await {
+        Ok(o) => Ok(o),
+        Err(e) => {
+            // Leave no transaction open on a pooled connection; one that cannot even roll
+            // back is not given back to the pool.
+            if conn.batch_execute("ROLLBACK").await.is_err() {
+                let _ = deadpool_postgres::Object::take(conn);
+            }
+            Err(GroupError::Db(e))
+        }
+    }
 }
 
-fn random_u64() -> u64 {
+pub(crate) fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
@@ -499,14 +515,14 @@ impl Store for PostgresStore {
     }
 
     async fn get_run(&self, run_id: &RunId) -> Result<Option<RunInfo>, StoreError> {
-        let rows = self.query("SELECT info::text FROM wf_runs WHERE run_id = $1", &[&run_id.0]).await?;
+        let rows = self.query(&format!("SELECT {RUN_COLUMNS} FROM wf_runs WHERE run_id = $1"), &[&run_id.0]).await?;
         rows.first().map(|r| rows::run_info(r, 0)).transpose()
     }
 
     async fn current_run(&self, workflow_id: &str) -> Result<Option<RunInfo>, StoreError> {
         let rows = self
             .query(
-                "SELECT info::text FROM wf_runs WHERE workflow_id = $1 ORDER BY seq_no DESC LIMIT 1",
+                &format!("SELECT {RUN_COLUMNS} FROM wf_runs WHERE workflow_id = $1 ORDER BY seq_no DESC LIMIT 1"),
                 &[&workflow_id],
             )
             .await?;
@@ -514,16 +530,25 @@ impl Store for PostgresStore {
     }
 
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunInfo>, StoreError> {
+        // One statement per combination of filters, so that each is planned on its index
+        // ((status, seq_no), (workflow_type, seq_no) or seq_no) and stops at the limit.
         let status = filter.status.map(|s| s.to_string());
         let limit = filter.limit.map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
-        let rows = self
-            .query(
-                "SELECT info::text FROM wf_runs
-                  WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR workflow_type = $2)
-                  ORDER BY seq_no DESC LIMIT $3",
-                &[&status, &filter.workflow_type, &limit],
-            )
-            .await?;
+        let mut conds = Vec::new();
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = Vec::new();
+        if let Some(s) = &status {
+            params.push(s);
+            conds.push(format!("status = ${}", params.len()));
+        }
+        if let Some(t) = &filter.workflow_type {
+            params.push(t);
+            conds.push(format!("workflow_type = ${}", params.len()));
+        }
+        params.push(&limit);
+        let filter_sql = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
+        let sql =
+            format!("SELECT {RUN_COLUMNS} FROM wf_runs {filter_sql} ORDER BY seq_no DESC LIMIT ${}", params.len());
+        let rows = self.query(&sql, &params).await?;
         rows.iter().map(|r| rows::run_info(r, 0)).collect()
     }
 

@@ -37,9 +37,23 @@ pub(crate) fn from_ts(v: i64) -> Timestamp {
     Timestamp(u64::try_from(v).unwrap_or(0))
 }
 
+/// The columns [`run_info`] reads, in its order.
+pub(crate) const RUN_COLUMNS: &str = "run_id, info::text, input::text";
+
+/// A run from [`RUN_COLUMNS`] at `col`.
 pub(crate) fn run_info(row: &Row, col: usize) -> Result<RunInfo, StoreError> {
-    let text: &str = row.get(col);
-    decode(|| "wf_runs.info".to_string(), text)
+    let id: &str = row.get(col);
+    let mut info = run_state(row, col)?;
+    let input: &str = row.get(col + 2);
+    info.input = decode(|| format!("wf_runs {id} input"), input)?;
+    Ok(info)
+}
+
+/// A run's mutable part (its input left null) from `run_id, info::text` at `col`.
+pub(crate) fn run_state(row: &Row, col: usize) -> Result<RunInfo, StoreError> {
+    let id: &str = row.get(col);
+    let text: &str = row.get(col + 1);
+    decode(|| format!("wf_runs {id} info"), text)
 }
 
 pub(crate) fn event(run_id: &str, row: &Row) -> Result<workflow_core::history::Event, StoreError> {
