@@ -74,9 +74,7 @@ pub(crate) async fn run(
     origin: &str,
 ) -> Result<Outcome, tokio_postgres::Error> {
     let mut sim = Sim::default();
-    let t0 = std::time::Instant::now();
     load(tx, writes, &mut sim).await?;
-    crate::TMP_LOAD.fetch_add(t0.elapsed().as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
     let mut replies = Vec::with_capacity(writes.len());
     for w in writes {
         replies.push(match w {

@@ -328,7 +328,6 @@ async fn committer(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Pending>
 
 async fn commit_group(shared: &Shared, batch: Vec<Pending>) {
     let (writes, replies): (Vec<Write>, Vec<_>) = batch.into_iter().map(|p| (p.write, p.reply)).unzip();
-    let t0 = std::time::Instant::now();
     let mut attempt = 0;
     let result = loop {
         attempt += 1;
@@ -346,7 +345,6 @@ async fn commit_group(shared: &Shared, batch: Vec<Pending>) {
     match result {
         Ok(outcome) => {
             shared.counters.group_commits.fetch_add(1, Ordering::Relaxed);
-            TMP_NANOS.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
             shared.counters.grouped_writes.fetch_add(writes.len() as u64, Ordering::Relaxed);
             if outcome.wake {
                 shared.notify.notify_waiters();
@@ -365,11 +363,6 @@ async fn commit_group(shared: &Shared, batch: Vec<Pending>) {
         }
     }
 }
-
-/// TEMP
-pub static TMP_LOAD: AtomicU64 = AtomicU64::new(0);
-/// TEMP
-pub static TMP_NANOS: AtomicU64 = AtomicU64::new(0);
 
 enum GroupError {
     Db(tokio_postgres::Error),
@@ -597,10 +590,12 @@ impl Store for PostgresStore {
     }
 
     async fn release_leases_of(&self, owner: &str, now: Timestamp) -> Result<usize, StoreError> {
-        // Left leased (so the next lease reports the loss) but due at once.
+        // Left leased (so the next lease reports the loss) but due at once. Leased tasks are
+        // few, and found through the (queue, leased, ...) index.
         let rows = self
             .query(
-                "UPDATE wf_tasks SET due_at = LEAST(due_at, $2) WHERE leased AND lease_owner = $1 RETURNING 1",
+                "UPDATE wf_tasks SET due_at = LEAST(due_at, $2)
+                  WHERE queue IN (0, 1) AND leased AND lease_owner = $1 RETURNING 1",
                 &[&owner, &ts(now)],
             )
             .await?;
