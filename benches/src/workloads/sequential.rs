@@ -19,15 +19,6 @@ pub async fn run(kind: StoreKind, activities: u64) -> anyhow::Result<Vec<Row>> {
     let handle = client.start::<Sequential>("w1", activities, StartOptions::default()).await?;
     let result = handle.result().await?;
     let elapsed = started.elapsed();
-    eprintln!(
-        "TMP load {:?}",
-        std::time::Duration::from_nanos(workflow_store_postgres::TMP_LOAD.load(std::sync::atomic::Ordering::Relaxed))
-    );
-    eprintln!(
-        "TMP commit time total {:?} of {:?}",
-        std::time::Duration::from_nanos(workflow_store_postgres::TMP_NANOS.load(std::sync::atomic::Ordering::Relaxed)),
-        elapsed
-    );
     anyhow::ensure!(result == activities, "W1 returned {result}, expected {activities}");
     worker.shutdown().await;
     let per_sec = rate(activities, elapsed);
