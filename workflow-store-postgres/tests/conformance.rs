@@ -19,7 +19,8 @@ async fn conformance() {
         }
     })
     .await;
-    for schema in made.lock().unwrap().drain(..) {
+    let schemas: Vec<String> = made.lock().unwrap().drain(..).collect();
+    for schema in schemas {
         let s = PostgresStore::builder(server.url()).schema(schema).listen(false).connect().await.unwrap();
         s.destroy().await.unwrap();
     }

@@ -140,6 +140,16 @@ where
 /// Returns the time just after the run.
 pub async fn build_store(dir: &Path) -> Timestamp {
     let store = Arc::new(SledStore::open(store_path(dir)).expect("open the store"));
+    let running = populate(store).await;
+    running.shutdown().await;
+    // Background tasks may hold the store a little longer; the `wf` binary needs it free.
+    wait_until("the store to be released", || async { SledStore::open(store_path(dir)).is_ok() }).await;
+    SystemClock.now()
+}
+
+/// Runs the fixture's workflows on `store` until each is where the tests expect it, and
+/// returns the worker, still running.
+pub async fn populate(store: Arc<dyn workflow_core::store::Store>) -> workflow_core::RunningWorker {
     let mut worker = Worker::new(store, WorkerOptions::default().identity("test-worker"));
     worker.register_workflow::<Order>().unwrap();
     worker.register_workflow::<Shipping>().unwrap();
@@ -184,10 +194,7 @@ pub async fn build_store(dir: &Path) -> Timestamp {
     })
     .await;
     drop((client, order));
-    running.shutdown().await;
-    // Background tasks may hold the store a little longer; the `wf` binary needs it free.
-    wait_until("the store to be released", || async { SledStore::open(store_path(dir)).is_ok() }).await;
-    SystemClock.now()
+    running
 }
 
 /// A client on the (closed) fixture store, opened in this process.
