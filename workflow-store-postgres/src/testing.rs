@@ -1,7 +1,7 @@
 //! A PostgreSQL server for tests, found or started the same way everywhere.
 //!
 //! 1. `WORKFLOW_TEST_PG_URL`, when set, names the server (`postgres://user@127.0.0.1:5432/db`).
-//! 2. Otherwise a throwaway cluster is made with the `initdb` and `postgres` found on the
+//! 2. Otherwise a throwaway [`Cluster`] is made with the `initdb` and `pg_ctl` found on the
 //!    machine (on `PATH` or in `/usr/lib/postgresql/*/bin`, as Debian's `postgresql` package
 //!    installs them), in a temporary folder, on a free port, listening on 127.0.0.1 only.
 //!    It stops and its folder is removed when the test process exits, even by a crash.
@@ -11,7 +11,6 @@
 //! Each test takes a schema of its own ([`TestServer::store`]), so tests run in parallel on
 //! one server without seeing each other.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,8 +22,8 @@ use crate::{PostgresStore, PostgresStoreBuilder};
 #[derive(Debug)]
 pub struct TestServer {
     url: String,
-    /// The throwaway cluster's watchdog; it stops the server when this process ends.
-    _cluster: Option<Mutex<Child>>,
+    /// The throwaway cluster, when one was started.
+    _cluster: Option<Mutex<Cluster>>,
 }
 
 impl TestServer {
@@ -128,52 +127,135 @@ fn pg_bin(name: &str) -> Option<PathBuf> {
 }
 
 fn start_cluster() -> Result<TestServer, String> {
-    let (Some(initdb), Some(postgres)) = (pg_bin("initdb"), pg_bin("postgres")) else {
-        return Err("WORKFLOW_TEST_PG_URL is unset and no initdb/postgres was found".into());
-    };
-    if is_root() {
-        return Err("WORKFLOW_TEST_PG_URL is unset and initdb refuses to run as root".into());
-    }
-    let dir = std::env::temp_dir().join(format!("workflow-pg-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let data = dir.join("data");
-    let out = Command::new(&initdb)
-        .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
-        .arg(&data)
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", initdb.display()))?;
-    if !out.status.success() {
-        return Err(format!("initdb failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
-    }
-    let port = free_port()?;
-    // The watchdog shell stops the server and removes its folder when our end of its stdin
-    // closes, which happens when this process exits for any reason.
-    let script = format!(
-        "{pg} -D {data} -p {port} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=on >{dir}/log 2>&1 & pid=$!; \
-         echo started; read _; kill -INT $pid; wait $pid; rm -rf {dir}",
-        pg = sh_quote(&postgres),
-        data = sh_quote(&data),
-        dir = sh_quote(&dir),
-    );
-    let mut child = Command::new("sh")
-        .args(["-c", &script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start postgres: {e}"))?;
-    let mut line = String::new();
-    if let Some(out) = child.stdout.take() {
-        let _ = BufReader::new(out).read_line(&mut line);
-    }
-    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(TestServer { url, _cluster: Some(Mutex::new(child)) });
+    let cluster = Cluster::start().map_err(|e| format!("WORKFLOW_TEST_PG_URL is unset and {e}"))?;
+    Ok(TestServer { url: cluster.url(), _cluster: Some(Mutex::new(cluster)) })
+}
+
+/// A throwaway PostgreSQL cluster of this process: made with `initdb` in a temporary
+/// folder, listening on 127.0.0.1 on a free port, trust authentication, `fsync` on. As root
+/// it runs as the `postgres` user (initdb refuses root). It is stopped and its folder removed
+/// when dropped, and by a watchdog when this process exits in any other way.
+#[derive(Debug)]
+pub struct Cluster {
+    pg_ctl: PathBuf,
+    data: PathBuf,
+    dir: PathBuf,
+    port: u16,
+    as_postgres: bool,
+    watchdog: Child,
+}
+
+impl Cluster {
+    /// Makes and starts a cluster, or says why it cannot.
+    pub fn start() -> Result<Cluster, String> {
+        let (Some(initdb), Some(pg_ctl)) = (pg_bin("initdb"), pg_bin("pg_ctl")) else {
+            return Err("no initdb/pg_ctl was found (install Debian's postgresql)".into());
+        };
+        let as_postgres = is_root();
+        if as_postgres && Command::new("id").arg("postgres").output().map_or(true, |o| !o.status.success()) {
+            return Err("initdb refuses to run as root and there is no postgres user".into());
         }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        static N: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "workflow-pg-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
+        let data = dir.join("data");
+        let port = free_port()?;
+        let mut cluster = Cluster { pg_ctl, data, dir, port, as_postgres, watchdog: spawn_placeholder()? };
+        if as_postgres {
+            cluster.sh(&format!("chown postgres {}", sh_quote(&cluster.dir)), false)?;
+        }
+        cluster.sh(
+            &format!("{} -A trust -U postgres --no-sync -D {} >/dev/null", sh_quote(&initdb), sh_quote(&cluster.data)),
+            as_postgres,
+        )?;
+        // The watchdog stops the server and removes the folder when our end of its stdin
+        // closes: when this process exits, whatever way it does.
+        let stop = cluster.stop_command();
+        let cleanup = format!("read _; {stop}; rm -rf {}", sh_quote(&cluster.dir));
+        let _ = cluster.watchdog.kill();
+        cluster.watchdog = Command::new("sh")
+            .args(["-c", &cleanup])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start the watchdog: {e}"))?;
+        cluster.start_server()?;
+        Ok(cluster)
     }
-    let log = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
-    Err(format!("the throwaway PostgreSQL did not start: {}", log.trim()))
+
+    /// The cluster's URL (database `postgres`, user `postgres`).
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres?sslmode=disable", self.port)
+    }
+
+    /// Stops the server at once, as a crash would (`pg_ctl stop -m immediate`: no
+    /// checkpoint; the next start recovers from the WAL).
+    pub fn crash(&self) -> Result<(), String> {
+        // The stop command switches user itself.
+        self.sh(&self.stop_command(), false)
+    }
+
+    /// Starts the server again after [`Cluster::crash`].
+    pub fn start_server(&self) -> Result<(), String> {
+        let opts = format!("-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=on", self.port, sh_quote(&self.dir));
+        self.sh(
+            &format!(
+                "{} -D {} -w -t 60 -l {} -o {} start >/dev/null",
+                sh_quote(&self.pg_ctl),
+                sh_quote(&self.data),
+                sh_quote(&self.dir.join("log")),
+                sh_quote(Path::new(&opts)),
+            ),
+            self.as_postgres,
+        )
+    }
+
+    fn stop_command(&self) -> String {
+        let stop =
+            format!("{} -D {} -m immediate -w stop >/dev/null 2>&1", sh_quote(&self.pg_ctl), sh_quote(&self.data));
+        if self.as_postgres {
+            format!("su postgres -s /bin/sh -c {}", sh_quote(Path::new(&stop)))
+        } else {
+            stop
+        }
+    }
+
+    fn sh(&self, script: &str, as_postgres: bool) -> Result<(), String> {
+        let mut cmd = if as_postgres {
+            let mut c = Command::new("su");
+            c.args(["postgres", "-s", "/bin/sh", "-c", script]);
+            c
+        } else {
+            let mut c = Command::new("sh");
+            c.args(["-c", script]);
+            c
+        };
+        let out = cmd.output().map_err(|e| format!("cannot run {script}: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            let log = std::fs::read_to_string(self.dir.join("log")).unwrap_or_default();
+            Err(format!("{script} failed: {} {}", String::from_utf8_lossy(&out.stderr).trim(), log.trim()))
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.sh(&self.stop_command(), false);
+        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = self.watchdog.kill();
+    }
+}
+
+fn spawn_placeholder() -> Result<Child, String> {
+    Command::new("true").spawn().map_err(|e| format!("cannot run true: {e}"))
 }
 
 fn url_of(config: &tokio_postgres::Config) -> String {

@@ -166,3 +166,33 @@ async fn a_newer_schema_is_refused_and_bad_credentials_are_named() {
     assert!(msg.contains("127.0.0.1:1/nowhere") && msg.contains("nobody"), "{msg}");
     assert!(!msg.contains("hunter2"), "the password leaked: {msg}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_is_used_when_the_url_asks_for_it() {
+    let Some(server) = testing::server() else { return };
+    let sep = if server.url().contains('?') { '&' } else { '?' };
+    let url = format!("{}{sep}sslmode=require&application_name=wf-tls-test", server.url());
+    let (client, conn) = tokio_postgres::connect(server.url(), tokio_postgres::NoTls).await.unwrap();
+    let conn = tokio::spawn(conn);
+    let ssl_on: String = client.query_one("SHOW ssl", &[]).await.unwrap().get(0);
+    let store = PostgresStore::builder(url.as_str()).schema(server.fresh_schema("tls")).listen(false).connect().await;
+    if ssl_on == "on" {
+        let store = store.expect("sslmode=require connects to a server with TLS");
+        let row = client
+            .query_one(
+                "SELECT count(*), count(*) FILTER (WHERE s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+                  WHERE a.application_name = 'wf-tls-test'",
+                &[],
+            )
+            .await
+            .unwrap();
+        let (all, tls): (i64, i64) = (row.get(0), row.get(1));
+        assert!(all > 0 && all == tls, "{tls} of {all} connections use TLS");
+        store.destroy().await.unwrap();
+    } else {
+        let err = store.err().expect("sslmode=require fails without TLS on the server");
+        assert!(err.to_string().contains("127.0.0.1") || err.to_string().contains("localhost"), "{err}");
+    }
+    drop(client);
+    let _ = conn.await;
+}
