@@ -150,6 +150,7 @@ pub struct PostgresStoreBuilder {
     pool_size: usize,
     concurrent_groups: usize,
     listen: bool,
+    retention: Option<Duration>,
 }
 
 impl PostgresStoreBuilder {
@@ -182,6 +183,14 @@ impl PostgresStoreBuilder {
         self
     }
 
+    /// Deletes runs (history, attempts, info) closed more than `keep` ago, in a background
+    /// sweep every tenth of `keep` (between 1 s and 1 h), in batches of 500. Default: keep
+    /// forever. Every process may sweep; they skip each other's rows.
+    pub fn retention(mut self, keep: Duration) -> Self {
+        self.retention = Some(keep);
+        self
+    }
+
     /// Connects, applies the migrations, and starts the committer (and the listener). Call it
     /// inside a Tokio runtime; the store's background tasks run on it.
     pub async fn connect(self) -> Result<PostgresStore, StoreError> {
@@ -209,7 +218,13 @@ impl PostgresStoreBuilder {
         if self.listen {
             tasks.push(tokio::spawn(listen::run(shared.clone())));
         }
-        Ok(PostgresStore { shared, writes: tx, tasks })
+        let mut store = PostgresStore { shared, writes: tx, tasks };
+        if let Some(keep) = self.retention {
+            let sweeper =
+                PostgresStore { shared: store.shared.clone(), writes: store.writes.clone(), tasks: Vec::new() };
+            store.tasks.push(tokio::spawn(sweep(sweeper, keep)));
+        }
+        Ok(store)
     }
 }
 
@@ -228,6 +243,7 @@ impl PostgresStore {
             pool_size: 8,
             concurrent_groups: 2,
             listen: true,
+            retention: None,
         }
     }
 
@@ -301,6 +317,21 @@ impl Drop for PostgresStore {
         for t in &self.tasks {
             t.abort();
         }
+    }
+}
+
+/// The retention sweep: deletes runs closed more than `keep` ago, now and then.
+async fn sweep(store: PostgresStore, keep: Duration) {
+    use workflow_core::Clock;
+    let every = (keep / 10).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+    loop {
+        let before = Timestamp(workflow_core::SystemClock.now().0.saturating_sub(keep.as_millis() as u64));
+        match store.delete_closed_before(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(n, "retention: deleted closed runs"),
+            Err(e) => tracing::warn!(error = %e, "retention sweep failed; trying again later"),
+        }
+        tokio::time::sleep(every).await;
     }
 }
 

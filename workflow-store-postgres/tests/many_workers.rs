@@ -196,3 +196,32 @@ async fn tls_is_used_when_the_url_asks_for_it() {
     drop(client);
     let _ = conn.await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_sweeps_old_closed_runs_in_the_background() {
+    let Some((a, _b)) = pair("retention").await else { return };
+    let (old, open) = (new_run("old", "T", T0), new_run("open", "T", T0));
+    let (old_id, open_id) = (old.info.run_id.clone(), open.info.run_id.clone());
+    a.create_run(old).await.unwrap();
+    a.create_run(open).await.unwrap();
+    a.append(AppendRequest::new(old_id.clone(), T0).events([EventKind::WorkflowCompleted { result: Payload::null() }]))
+        .await
+        .unwrap();
+    // T0 is in 2023: a store keeping closed runs for a day deletes it on its first sweep.
+    let server = testing::server().unwrap();
+    let sweeper = PostgresStore::builder(server.url())
+        .schema(a.schema())
+        .retention(Duration::from_secs(86_400))
+        .connect()
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while a.get_run(&old_id).await.unwrap().is_some() {
+        assert!(std::time::Instant::now() < deadline, "the old run was not swept");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(a.read_history(&old_id, 0).await.is_err(), "its history went with it");
+    assert!(a.get_run(&open_id).await.unwrap().is_some(), "an open run is kept");
+    drop(sweeper);
+    a.destroy().await.unwrap();
+}
