@@ -1,6 +1,8 @@
 //! Kill the batch with SIGKILL in the middle, run the same command again, and check that the
 //! output equals an uninterrupted run's and that no chunk was enriched again after it was saved.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -41,20 +43,9 @@ fn batch_dir(dir: &Path) -> PathBuf {
     dir.join("out").join("batch-enrich-sample-users-2000")
 }
 
-/// Chunk file name -> its records, sorted by row.
+/// The chunk files of the batch in `dir`.
 fn chunk_files(dir: &Path) -> BTreeMap<String, Vec<serde_json::Value>> {
-    let mut files = BTreeMap::new();
-    for entry in std::fs::read_dir(batch_dir(dir)).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with("chunk-") && name.ends_with(".json") {
-            let mut records: Vec<serde_json::Value> =
-                serde_json::from_slice(&std::fs::read(entry.path()).unwrap()).unwrap();
-            records.sort_by_key(|r| r["row"].as_u64());
-            files.insert(name, records);
-        }
-    }
-    files
+    common::chunk_files(&batch_dir(dir))
 }
 
 fn audit_lines(dir: &Path) -> Vec<String> {
@@ -65,14 +56,10 @@ fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     line.split_whitespace().find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
 }
 
-fn summary(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
-}
-
 #[test]
 fn killed_batch_resumes_to_the_same_output_without_redoing_saved_chunks() {
     let reference = tempfile::tempdir().unwrap();
-    let expected = summary(&run_to_end(reference.path(), &["--json"]));
+    let expected = common::summary(&run_to_end(reference.path(), &["--json"]));
     let expected_files = chunk_files(reference.path());
     assert_eq!(expected_files.len(), CHUNKS);
     assert_eq!(expected["chunks_done"], CHUNKS as u64);
@@ -91,7 +78,7 @@ fn killed_batch_resumes_to_the_same_output_without_redoing_saved_chunks() {
     let saved_before = chunk_files(crashed.path()).len();
     assert!(saved_before < CHUNKS, "the kill should land mid-run, {saved_before} chunks were saved already");
 
-    let resumed = summary(&run_to_end(crashed.path(), &["--json"]));
+    let resumed = common::summary(&run_to_end(crashed.path(), &["--json"]));
     for key in ["rows", "valid_rows", "enriched", "fallback", "malformed", "chunks", "chunks_done", "chunks_failed"] {
         assert_eq!(resumed[key], expected[key], "{key}");
     }
@@ -119,7 +106,7 @@ fn killed_batch_resumes_to_the_same_output_without_redoing_saved_chunks() {
 
     // A third run finds the batch finished: it prints the recorded summary and does no work.
     let again = run_to_end(crashed.path(), &["--json"]);
-    let again = summary(&again);
+    let again = common::summary(&again);
     assert_eq!(again["already_finished"], true);
     assert_eq!(again["enriched"], expected["enriched"]);
     assert_eq!(audit_lines(crashed.path()).len(), lines.len());
@@ -141,7 +128,7 @@ fn empty_csv_gives_a_zero_row_summary() {
     std::fs::write(&csv, "").unwrap();
     let out = command(dir.path()).arg("--input").arg(&csv).arg("--json").output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let s = summary(&out);
+    let s = common::summary(&out);
     assert_eq!((s["rows"].as_u64(), s["chunks"].as_u64(), s["status"].as_str()), (Some(0), Some(0), Some("completed")));
 }
 
@@ -159,7 +146,7 @@ fn api_outage_fails_chunks_and_the_batch_reports_them() {
         .unwrap();
     // Exit code 2: the batch finished, with failed chunks.
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
-    let s = summary(&out);
+    let s = common::summary(&out);
     assert_eq!(s["status"], "partial");
     assert_eq!(s["chunks_failed"].as_array().unwrap().len(), 1);
     assert!(s["chunks_failed"][0]["error"].as_str().unwrap().contains("ApiUnavailable"), "{s}");

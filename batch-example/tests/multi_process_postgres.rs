@@ -3,7 +3,9 @@
 //! and started again; the output must equal an uninterrupted single-process run's, with
 //! every record exactly once.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod common;
+
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -38,22 +40,6 @@ fn worker(db: &str, out: &Path) -> Child {
         .expect("start a worker")
 }
 
-/// Chunk file name -> its records, sorted by row.
-fn chunk_files(batch_dir: &Path) -> BTreeMap<String, Vec<serde_json::Value>> {
-    let mut files = BTreeMap::new();
-    for entry in std::fs::read_dir(batch_dir).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with("chunk-") && name.ends_with(".json") {
-            let mut records: Vec<serde_json::Value> =
-                serde_json::from_slice(&std::fs::read(entry.path()).unwrap()).unwrap();
-            records.sort_by_key(|r| r["row"].as_u64());
-            files.insert(name, records);
-        }
-    }
-    files
-}
-
 fn json(out: &std::process::Output) -> serde_json::Value {
     assert!(
         out.status.success(),
@@ -62,7 +48,7 @@ fn json(out: &std::process::Output) -> serde_json::Value {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+    common::summary(out)
 }
 
 #[test]
@@ -85,7 +71,7 @@ fn a_batch_spread_over_four_processes_survives_a_killed_and_a_restarted_worker()
         .unwrap();
     let expected = json(&gen);
     let input = reference.join("sample-users-20000.csv");
-    let expected_files = chunk_files(&reference.join(format!("batch-{ID}")));
+    let expected_files = common::chunk_files(&reference.join(format!("batch-{ID}")));
     assert_eq!(expected_files.len(), 40);
 
     // Three workers first, then the starter (itself a worker too).
@@ -124,7 +110,7 @@ fn a_batch_spread_over_four_processes_survives_a_killed_and_a_restarted_worker()
     {
         assert_eq!(got[key], expected[key], "summary field {key} differs from the uninterrupted run's");
     }
-    let files = chunk_files(&batch_dir);
+    let files = common::chunk_files(&batch_dir);
     assert_eq!(files, expected_files, "the output differs from the uninterrupted run's");
     let mut rows = BTreeSet::new();
     for records in files.values() {

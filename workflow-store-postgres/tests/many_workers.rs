@@ -225,3 +225,38 @@ async fn retention_sweeps_old_closed_runs_in_the_background() {
     drop(sweeper);
     a.destroy().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_connecting_at_once_migrate_once() {
+    let Some(server) = testing::server() else { return };
+    let schema = server.fresh_schema("migrate");
+    let connects = (0..8).map(|_| PostgresStore::builder(server.url()).schema(schema.as_str()).listen(false).connect());
+    let stores: Vec<PostgresStore> =
+        futures::future::join_all(connects).await.into_iter().map(|r| r.expect("every worker connects")).collect();
+    let (client, conn) = tokio_postgres::connect(server.url(), tokio_postgres::NoTls).await.unwrap();
+    let conn = tokio::spawn(conn);
+    let rows =
+        client.query(&format!("SELECT version FROM {schema}.wf_migrations ORDER BY version"), &[]).await.unwrap();
+    let versions: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(versions, (1..=workflow_store_postgres::SCHEMA_VERSION).collect::<Vec<_>>(), "each migration once");
+    drop(client);
+    let _ = conn.await;
+    stores[0].destroy().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_starts_of_one_workflow_id_give_one_run_and_a_typed_error() {
+    let Some((a, b)) = pair("race").await else { return };
+    for i in 0..20 {
+        let id = format!("wf-{i}");
+        let (ra, rb) = tokio::join!(a.create_run(new_run(&id, "T", T0)), b.create_run(new_run(&id, "T", T0)));
+        let ok = [&ra, &rb].iter().filter(|r| r.is_ok()).count();
+        assert_eq!(ok, 1, "exactly one start of {id} wins: {ra:?} {rb:?}");
+        let lost = if ra.is_err() { ra } else { rb };
+        // The loser's group hit the unique index (or saw the run) and was retried: a typed
+        // error, never a backend failure.
+        assert!(matches!(lost, Err(StoreError::AlreadyExists { .. })), "{lost:?}");
+    }
+    drop(b);
+    a.destroy().await.unwrap();
+}
