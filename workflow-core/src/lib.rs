@@ -79,7 +79,7 @@ pub use options::{ActivityOptions, Limits};
 pub use payload::Payload;
 pub use policy::{NextRetry, ParentClosePolicy, RetryPolicy};
 pub use time::{Clock, SystemClock, Timestamp};
-pub use worker::{RunningWorker, Worker, WorkerOptions};
+pub use worker::{RunningWorker, Worker, WorkerOptions, CANCEL_CLEANUP};
 pub use workflow::{
     ActivityFuture, Cancelled, CancelledFuture, ChildFuture, ChildWorkflowOptions, Elapsed, Query, Signal,
     SignalFuture, TimerFuture, Workflow, WorkflowContext, WorkflowError,

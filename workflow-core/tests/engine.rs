@@ -742,6 +742,125 @@ async fn a_running_activity_learns_of_cancellation_on_heartbeat() {
         async move { s.load(Ordering::SeqCst) == 1 }
     })
     .await;
+    // The attempt that was running when the run was cancelled is in the attempt log.
+    let client = w.client();
+    eventually(&clock, "the cancelled attempt is logged", || {
+        let client = client.clone();
+        async move {
+            let attempts = client.describe("patient").await.unwrap().attempts;
+            attempts.iter().any(|a| a.outcome == workflow_core::store::AttemptOutcome::Cancelled)
+        }
+    })
+    .await;
+}
+
+/// Blocks forever when `block`, else returns its input; at most 2 attempts.
+#[derive(Clone)]
+struct Fragile {
+    block: bool,
+    calls: Arc<AtomicUsize>,
+}
+impl Activity for Fragile {
+    const NAME: &'static str = "fragile";
+    type Input = u64;
+    type Output = u64;
+    fn options() -> ActivityOptions {
+        ActivityOptions::default()
+            .start_to_close_timeout(Duration::from_secs(30))
+            .retry_policy(RetryPolicy::default().maximum_attempts(2))
+    }
+    async fn run(&self, _: ActivityContext, n: u64) -> Result<u64, ActivityError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.block {
+            std::future::pending::<()>().await;
+        }
+        Ok(n)
+    }
+}
+
+struct FragileWf;
+impl Workflow for FragileWf {
+    const NAME: &'static str = "fragile_wf";
+    type Input = ();
+    type Output = u64;
+    async fn run(ctx: WorkflowContext, _: ()) -> Result<u64, WorkflowError> {
+        Ok(ctx.activity::<Fragile>(7).await?)
+    }
+}
+
+/// Starts a worker `name` whose `fragile` activity blocks, waits until it runs the attempt
+/// number `calls`, and drops it (a crash).
+async fn crash_during_attempt(
+    store: &Arc<dyn Store>,
+    clock: &Arc<dyn Clock>,
+    name: &str,
+    calls: &Arc<AtomicUsize>,
+    n: usize,
+) {
+    let mut w = worker_on(store.clone(), clock.clone(), WorkerOptions::default().identity(name));
+    w.register_workflow::<FragileWf>().unwrap();
+    w.register_activity(Fragile { block: true, calls: calls.clone() }).unwrap();
+    let w = w.start().unwrap();
+    eventually(clock, "the attempt started", || {
+        let c = calls.clone();
+        async move { c.load(Ordering::SeqCst) == n }
+    })
+    .await;
+    drop(w);
+}
+
+#[tokio::test(start_paused = true)]
+async fn attempts_lost_with_their_workers_do_not_use_up_the_retry_policy() {
+    let (store, clock) = setup();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let client = workflow_core::Client::new(store.clone()).with_clock(clock.clone());
+    let h = client.start::<FragileWf>("fragile", (), StartOptions::default()).await.unwrap();
+    // Four crashes in a row; the policy allows 2 attempts.
+    for i in 1..=4 {
+        crash_during_attempt(&store, &clock, &format!("crashed-{i}"), &calls, i).await;
+    }
+    let mut w = worker_on(store.clone(), clock.clone(), WorkerOptions::default().identity("survivor"));
+    w.register_workflow::<FragileWf>().unwrap();
+    w.register_activity(Fragile { block: false, calls: calls.clone() }).unwrap();
+    let w = w.start().unwrap();
+    assert_eq!(h.result().await.unwrap(), 7, "a crash is not the activity's fault");
+    let attempts = client.describe("fragile").await.unwrap().attempts;
+    let lost: Vec<&str> = attempts
+        .iter()
+        .filter(|a| a.outcome == workflow_core::store::AttemptOutcome::WorkerLost)
+        .map(|a| a.worker.as_str())
+        .collect();
+    assert_eq!(lost, vec!["crashed-1", "crashed-2", "crashed-3", "crashed-4"], "each lost attempt names its worker");
+    for a in attempts.iter().filter(|a| a.outcome == workflow_core::store::AttemptOutcome::WorkerLost) {
+        assert!(a.started_at <= a.ended_at, "{a:?}");
+        assert!(
+            clock.now().since(a.started_at) >= Duration::from_secs(30),
+            "started when it ran, not when noticed: {a:?}"
+        );
+    }
+    let last = attempts.last().unwrap();
+    assert_eq!((last.attempt, last.worker.as_str()), (5, "survivor"));
+    assert_eq!(last.outcome, workflow_core::store::AttemptOutcome::Completed);
+    w.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_activity_that_loses_ten_workers_in_a_row_fails_as_a_crash_loop() {
+    let (store, clock) = setup();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let client = workflow_core::Client::new(store.clone()).with_clock(clock.clone());
+    let h = client.start::<FragileWf>("loop", (), StartOptions::default()).await.unwrap();
+    for i in 1..=workflow_core::store::MAX_LOST_IN_A_ROW as usize {
+        crash_during_attempt(&store, &clock, &format!("crashed-{i}"), &calls, i).await;
+    }
+    let mut w = worker_on(store.clone(), clock.clone(), WorkerOptions::default().identity("last"));
+    w.register_workflow::<FragileWf>().unwrap();
+    w.register_activity(Fragile { block: false, calls: calls.clone() }).unwrap();
+    let w = w.start().unwrap();
+    let err = h.result().await.unwrap_err().to_string();
+    assert!(err.contains("WorkerLost") && err.contains("10 attempts in a row"), "{err}");
+    assert_eq!(calls.load(Ordering::SeqCst), 10, "no eleventh attempt ran");
+    w.shutdown().await;
 }
 
 /// Returns `n` bytes.
@@ -920,4 +1039,56 @@ async fn graceful_shutdown_lets_attempts_finish_or_releases_them() {
         .collect();
     assert_eq!(started, vec![1], "a released attempt does not count");
     w2.shutdown().await;
+}
+
+/// Runs until told to stop, then cleans up (which takes a moment).
+#[derive(Clone)]
+struct Tidy {
+    started: Arc<AtomicUsize>,
+    cleaned: Arc<AtomicUsize>,
+}
+impl Activity for Tidy {
+    const NAME: &'static str = "tidy";
+    type Input = ();
+    type Output = ();
+    async fn run(&self, ctx: ActivityContext, _: ()) -> Result<(), ActivityError> {
+        self.started.fetch_add(1, Ordering::SeqCst);
+        ctx.cancelled().await;
+        tokio::time::sleep(Duration::from_millis(100)).await; // the cleanup
+        self.cleaned.fetch_add(1, Ordering::SeqCst);
+        Err(ActivityError::retryable("Stopped", "told to stop"))
+    }
+}
+
+struct TidyWf;
+impl Workflow for TidyWf {
+    const NAME: &'static str = "tidy_wf";
+    type Input = ();
+    type Output = ();
+    async fn run(ctx: WorkflowContext, _: ()) -> Result<(), WorkflowError> {
+        Ok(ctx.activity::<Tidy>(()).await?)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_past_its_grace_lets_running_attempts_run_their_cleanup() {
+    let (store, clock) = setup();
+    let tidy = Tidy { started: Arc::default(), cleaned: Arc::default() };
+    let mut w =
+        worker_on(store.clone(), clock.clone(), WorkerOptions::default().shutdown_grace(Duration::from_secs(2)));
+    w.register_workflow::<TidyWf>().unwrap();
+    w.register_activity(tidy.clone()).unwrap();
+    let w = w.start().unwrap();
+    let client = w.client();
+    client.start::<TidyWf>("tidy", (), StartOptions::default()).await.unwrap();
+    eventually(&clock, "the attempt started", || {
+        let s = tidy.started.clone();
+        async move { s.load(Ordering::SeqCst) == 1 }
+    })
+    .await;
+    w.shutdown().await;
+    assert_eq!(tidy.cleaned.load(Ordering::SeqCst), 1, "told to stop, the attempt had time to clean up");
+    let attempts = client.describe("tidy").await.unwrap().attempts;
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert_eq!(attempts[0].outcome, workflow_core::store::AttemptOutcome::Cancelled, "released at shutdown");
 }

@@ -47,6 +47,7 @@ CREATE TABLE wf_tasks (
     leased_version bigint NOT NULL,
     lease_owner    text,
     lease_token    bigint,
+    lease_since    bigint,
     hb_details     json,
     hb_at          bigint
 );

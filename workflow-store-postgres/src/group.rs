@@ -273,6 +273,7 @@ impl Sim {
                     self.delete(&c.key);
                 } else {
                     row.lease = None;
+                    row.lease_since = None;
                     self.dirty_tasks.insert(c.key.clone());
                 }
             }
@@ -301,7 +302,13 @@ impl Sim {
                 let Some(token) = self.tokens.pop() else { continue };
                 row.leased_version = row.version;
                 row.lease = Some((l.owner.clone(), token, l.now.add(row.task.lease_duration)));
-                leased.push(LeasedTask { task: row.task.clone(), token: token as u64, previous_lease_lost: false });
+                row.lease_since = Some(l.now);
+                leased.push(LeasedTask {
+                    task: row.task.clone(),
+                    token: token as u64,
+                    previous_lease_lost: false,
+                    previous_holder: None,
+                });
             }
         }
         Ok(AppendOutcome { last_event_id: new_last, time, leased })
@@ -326,7 +333,7 @@ impl Sim {
                 row.version += 1;
             }
             None => {
-                self.tasks.insert(key, TaskRow { task, version: 1, leased_version: 0, lease: None });
+                self.tasks.insert(key, TaskRow { task, version: 1, leased_version: 0, lease: None, lease_since: None });
             }
         }
     }
@@ -432,6 +439,7 @@ async fn store(tx: &ClientWrapper, sim: &Sim, channel: &str, origin: &str) -> Re
                 &wake,
                 &channel,
                 &payload,
+                &t.since,
             ],
         )
         .await
@@ -443,7 +451,8 @@ async fn store(tx: &ClientWrapper, sim: &Sim, channel: &str, origin: &str) -> Re
 
 /// The group's writes, one statement. Parameters: new runs ($1-$10), changed runs ($11-$16),
 /// events ($17-$20), upserted tasks ($21-$31), deleted task keys ($32), attempts ($33-$34),
-/// and whether to notify, on which channel, with what ($35-$37).
+/// whether to notify, on which channel, with what ($35-$37), and the upserted tasks' lease
+/// start times ($38).
 const WRITE_SQL: &str = "\
 WITH new_runs AS (
     INSERT INTO wf_runs (run_id, workflow_id, workflow_type, status, start_time, close_time, last_event_id,
@@ -465,14 +474,15 @@ events AS (
     SELECT r, i, t, k::json FROM unnest($17::text[], $18::int8[], $19::int8[], $20::text[]) AS u(r, i, t, k)),
 tasks AS (
     INSERT INTO wf_tasks (key, run_id, queue, leased, due_at, lease_ms, task, version, leased_version,
-                          lease_owner, lease_token, hb_details, hb_at)
-    SELECT k, r, q, l, d, ms, t::json, v, lv, o, tok, NULL, NULL
+                          lease_owner, lease_token, lease_since, hb_details, hb_at)
+    SELECT k, r, q, l, d, ms, t::json, v, lv, o, tok, since, NULL, NULL
     FROM unnest($21::text[], $22::text[], $23::int2[], $24::bool[], $25::int8[], $26::int8[], $27::text[],
-                $28::int8[], $29::int8[], $30::text[], $31::int8[]) AS u(k, r, q, l, d, ms, t, v, lv, o, tok)
+                $28::int8[], $29::int8[], $30::text[], $31::int8[], $38::int8[])
+         AS u(k, r, q, l, d, ms, t, v, lv, o, tok, since)
     ON CONFLICT (key) DO UPDATE SET run_id = excluded.run_id, queue = excluded.queue, leased = excluded.leased,
         due_at = excluded.due_at, lease_ms = excluded.lease_ms, task = excluded.task, version = excluded.version,
         leased_version = excluded.leased_version, lease_owner = excluded.lease_owner,
-        lease_token = excluded.lease_token, hb_details = NULL, hb_at = NULL),
+        lease_token = excluded.lease_token, lease_since = excluded.lease_since, hb_details = NULL, hb_at = NULL),
 deleted AS (
     DELETE FROM wf_tasks WHERE key = ANY($32::text[])),
 attempts AS (
@@ -550,6 +560,7 @@ struct TaskColumns<'a> {
     leased_version: Vec<i64>,
     owner: Vec<Option<&'a str>>,
     token: Vec<Option<i64>>,
+    since: Vec<Option<i64>>,
 }
 
 impl<'a> TaskColumns<'a> {
@@ -565,5 +576,6 @@ impl<'a> TaskColumns<'a> {
         self.leased_version.push(row.leased_version);
         self.owner.push(row.lease.as_ref().map(|l| l.0.as_str()));
         self.token.push(row.lease.as_ref().map(|l| l.1));
+        self.since.push(row.lease.as_ref().and(row.lease_since).map(ts));
     }
 }

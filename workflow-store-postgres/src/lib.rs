@@ -66,8 +66,8 @@ use tokio::sync::{broadcast, mpsc, oneshot, Notify, Semaphore};
 use tokio::task::JoinHandle;
 use workflow_core::history::Event;
 use workflow_core::store::{
-    AppendOutcome, AppendRequest, AttemptRecord, LeaseToken, LeasedTask, NewRun, PendingTask, RunFilter, RunInfo,
-    Store, TaskKey, TaskQueue,
+    AppendOutcome, AppendRequest, AttemptRecord, LeaseHolder, LeaseToken, LeasedTask, NewRun, PendingTask, RunFilter,
+    RunInfo, Store, TaskKey, TaskQueue,
 };
 use workflow_core::{EventId, RunId};
 use workflow_core::{Payload, StoreError, Timestamp};
@@ -449,21 +449,23 @@ impl Store for PostgresStore {
         // Expired leases first, then visible tasks, each oldest first (as MemoryStore).
         let sql = format!(
             "WITH expired AS (
-                SELECT key, due_at FROM wf_tasks WHERE queue = $1 AND leased AND due_at <= $2
+                SELECT key, due_at, lease_owner, lease_since FROM wf_tasks WHERE queue = $1 AND leased AND due_at <= $2
                  ORDER BY due_at, key LIMIT $3 FOR UPDATE SKIP LOCKED),
              ready AS (
                 SELECT key, due_at FROM wf_tasks WHERE queue = $1 AND NOT leased AND due_at <= $2
                  ORDER BY due_at, key LIMIT $3 FOR UPDATE SKIP LOCKED),
              picked AS (
-                SELECT key, true AS lost, 0 AS lane, due_at FROM expired
-                UNION ALL SELECT key, false, 1, due_at FROM ready
+                SELECT key, true AS lost, 0 AS lane, due_at, lease_owner AS prev_owner, lease_since AS prev_since
+                  FROM expired
+                UNION ALL SELECT key, false, 1, due_at, NULL, NULL FROM ready
                 ORDER BY lane, due_at, key LIMIT $3),
              upd AS (
                 UPDATE wf_tasks t SET leased = true, lease_owner = $4, lease_token = nextval('wf_lease_tokens'),
-                    due_at = $2 + t.lease_ms, leased_version = t.version
+                    lease_since = $2, due_at = $2 + t.lease_ms, leased_version = t.version
                 FROM picked WHERE t.key = picked.key
-                RETURNING {TASK_COLUMNS}, picked.lost, picked.lane, picked.due_at AS old_due)
-             SELECT * FROM upd ORDER BY 11, 12, 1"
+                RETURNING {TASK_COLUMNS}, picked.lost, picked.lane, picked.due_at AS old_due, picked.prev_owner,
+                    picked.prev_since)
+             SELECT * FROM upd ORDER BY 12, 13, 1"
         );
         let limit = i64::try_from(max).unwrap_or(i64::MAX);
         let rows = self.query(&sql, &[&queue_code(queue), &ts(now), &limit, &owner]).await?;
@@ -472,10 +474,14 @@ impl Store for PostgresStore {
         }
         rows.iter()
             .map(|r| {
-                let lost: bool = r.get(9);
+                let lost: bool = r.get(10);
+                let prev_owner: Option<String> = r.get(13);
+                let prev_since: Option<i64> = r.get(14);
                 let row = task_from_row(r)?;
                 let token = row.lease.as_ref().map_or(0, |l| l.1) as LeaseToken;
-                Ok(LeasedTask { task: row.task, token, previous_lease_lost: lost })
+                let previous_holder =
+                    prev_owner.map(|owner| LeaseHolder { owner, since: prev_since.map_or(now, from_ts) });
+                Ok(LeasedTask { task: row.task, token, previous_lease_lost: lost, previous_holder })
             })
             .collect()
     }

@@ -11,7 +11,8 @@ use workflow_core::{Payload, StoreError, Timestamp};
 /// The columns [`task_from_row`] reads, in its order.
 /// (The table is aliased `t`.)
 pub(crate) const TASK_COLUMNS: &str =
-    "t.key, t.task::text, t.version, t.leased_version, t.lease_owner, t.lease_token, t.due_at, t.hb_details::text, t.hb_at";
+    "t.key, t.task::text, t.version, t.leased_version, t.lease_owner, t.lease_token, t.due_at, t.hb_details::text, t.hb_at, \
+     t.lease_since";
 
 pub(crate) fn encode<T: Serialize>(what: &str, v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v)
@@ -72,6 +73,8 @@ pub(crate) struct TaskRow {
     pub(crate) leased_version: i64,
     /// (owner, token, until)
     pub(crate) lease: Option<(String, i64, Timestamp)>,
+    /// When the lease was taken.
+    pub(crate) lease_since: Option<Timestamp>,
 }
 
 impl TaskRow {
@@ -101,7 +104,8 @@ pub(crate) fn task_from_row(row: &Row) -> Result<TaskRow, StoreError> {
         (Some(o), Some(t)) => Some((o, t, from_ts(due_at))),
         _ => None,
     };
-    Ok(TaskRow { task, version: row.get(2), leased_version: row.get(3), lease })
+    let lease_since: Option<i64> = row.get(9);
+    Ok(TaskRow { task, version: row.get(2), leased_version: row.get(3), lease, lease_since: lease_since.map(from_ts) })
 }
 
 impl From<TaskRow> for PendingTask {

@@ -30,6 +30,9 @@ pub(crate) struct RunRecord {
 pub(crate) struct LeaseMarker {
     pub(crate) instance: String,
     pub(crate) owner: String,
+    /// When the lease was taken (absent in markers of older builds).
+    #[serde(default)]
+    pub(crate) since: Option<workflow_core::Timestamp>,
 }
 
 pub(crate) fn encode<T: Serialize>(what: &str, v: &T) -> Result<Vec<u8>, StoreError> {

@@ -378,14 +378,18 @@ fn recover(tree: &sled::Tree) -> Result<(State, Recovery, u64), StoreError> {
             stale.push(k);
             continue;
         };
-        match decode::<LeaseMarker>(|| keys::describe(&k), &v) {
+        let holder = match decode::<LeaseMarker>(|| keys::describe(&k), &v) {
             Ok(m) => {
-                tracing::debug!(task = %key, instance = %m.instance, owner = %m.owner, "lease of a previous process")
+                tracing::debug!(task = %key, instance = %m.instance, owner = %m.owner, "lease of a previous process");
+                m.since.map(|since| workflow_core::store::LeaseHolder { owner: m.owner, since })
             }
-            Err(e) => tracing::warn!(error = %e, "unreadable lease marker; treating the task as lost"),
-        }
+            Err(e) => {
+                tracing::warn!(error = %e, "unreadable lease marker; treating the task as lost");
+                None
+            }
+        };
         if state.has_task(&key) {
-            state.lost.insert(key);
+            state.lost.insert(key, holder);
         } else {
             stale.push(k);
         }

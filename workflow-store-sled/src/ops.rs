@@ -178,11 +178,11 @@ fn append(op: &mut Op<'_>, cx: &mut Ctx<'_>, req: AppendRequest) -> Result<Appen
                 continue;
             }
             let token = cx.state.next_token();
-            let marker = LeaseMarker { instance: cx.instance.to_string(), owner: l.owner.clone() };
+            let marker = LeaseMarker { instance: cx.instance.to_string(), owner: l.owner.clone(), since: Some(l.now) };
             op.put(keys::lease(&key), encode("lease marker", &marker)?);
             let until = l.now.add(task.lease_duration);
-            op.change(Change::Lease(key, Lease { token, until, owner: l.owner.clone(), rearmed: false }));
-            leased.push(LeasedTask { task, token, previous_lease_lost: false });
+            op.change(Change::Lease(key, Lease { token, until, owner: l.owner.clone(), since: l.now, rearmed: false }));
+            leased.push(LeasedTask { task, token, previous_lease_lost: false, previous_holder: None });
         }
     }
     if appended > 0 {

@@ -119,16 +119,16 @@ impl Shared {
     ) -> Result<Vec<LeasedTask>, StoreError> {
         let mut st = self.state();
         let mut out = Vec::new();
-        for (key, lost) in st.due(queue, now, max) {
+        for (key, lost, previous_holder) in st.due(queue, now, max) {
             let Some(task) = self.task(&key)? else {
                 // Deleted by a write that is applied but not yet durable: the queue learns of
                 // it when that write is published.
                 continue;
             };
-            let marker = LeaseMarker { instance: self.instance.clone(), owner: owner.to_string() };
+            let marker = LeaseMarker { instance: self.instance.clone(), owner: owner.to_string(), since: Some(now) };
             self.tree.insert(keys::lease(&key), encode("lease marker", &marker)?).map_err(backend)?;
-            if let Some(token) = st.take(&key, owner, now.add(task.lease_duration)) {
-                out.push(LeasedTask { task, token, previous_lease_lost: lost });
+            if let Some(token) = st.take(&key, owner, now, now.add(task.lease_duration)) {
+                out.push(LeasedTask { task, token, previous_lease_lost: lost, previous_holder });
             }
         }
         Ok(out)

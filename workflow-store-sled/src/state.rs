@@ -6,9 +6,9 @@
 //! crash; what survives is a lease marker per leased task, so that the next process knows
 //! which tasks were in flight.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
-use workflow_core::store::{LeaseToken, Task, TaskKey, TaskQueue};
+use workflow_core::store::{LeaseHolder, LeaseToken, Task, TaskKey, TaskQueue};
 use workflow_core::{RunId, StoreError, Timestamp};
 
 /// What the queue needs to know of a task (the task itself stays on disk).
@@ -30,6 +30,8 @@ pub(crate) struct Lease {
     pub(crate) token: LeaseToken,
     pub(crate) until: Timestamp,
     pub(crate) owner: String,
+    /// When the lease was taken.
+    pub(crate) since: Timestamp,
     /// The task was upserted during this lease: completing the lease keeps the task.
     pub(crate) rearmed: bool,
 }
@@ -58,8 +60,9 @@ pub(crate) struct State {
     /// Leases by expiry.
     expiry: BTreeSet<(TaskQueue, Timestamp, TaskKey)>,
     run_tasks: HashMap<RunId, BTreeSet<TaskKey>>,
-    /// Tasks whose previous lease ended without completion (its process died).
-    pub(crate) lost: HashSet<TaskKey>,
+    /// Tasks whose previous lease ended without completion (its process died), with that
+    /// lease's holder when its marker said.
+    pub(crate) lost: HashMap<TaskKey, Option<LeaseHolder>>,
     next_token: LeaseToken,
 }
 
@@ -103,32 +106,39 @@ impl State {
 
     /// Up to `max` tasks of `queue` to lease at `now`: expired leases first (their holder is
     /// gone or hung), then ready tasks, earliest first. Each comes with whether its previous
-    /// lease was lost.
-    pub(crate) fn due(&self, queue: TaskQueue, now: Timestamp, max: usize) -> Vec<(TaskKey, bool)> {
-        let mut out: Vec<(TaskKey, bool)> = self
+    /// lease was lost, and its holder when known.
+    pub(crate) fn due(
+        &self,
+        queue: TaskQueue,
+        now: Timestamp,
+        max: usize,
+    ) -> Vec<(TaskKey, bool, Option<LeaseHolder>)> {
+        let mut out: Vec<(TaskKey, bool, Option<LeaseHolder>)> = self
             .expiry
             .range(floor(queue)..)
             .take_while(|(q, until, _)| *q == queue && *until <= now)
             .take(max)
-            .map(|(_, _, k)| (k.clone(), true))
+            .map(|(_, _, k)| {
+                let holder = self.leases.get(k).map(|l| LeaseHolder { owner: l.owner.clone(), since: l.since });
+                (k.clone(), true, holder)
+            })
             .collect();
         let room = max - out.len();
-        out.extend(
-            self.ready
-                .range(floor(queue)..)
-                .take_while(|(q, at, _)| *q == queue && *at <= now)
-                .take(room)
-                .map(|(_, _, k)| (k.clone(), self.lost.contains(k))),
-        );
+        out.extend(self.ready.range(floor(queue)..).take_while(|(q, at, _)| *q == queue && *at <= now).take(room).map(
+            |(_, _, k)| match self.lost.get(k) {
+                Some(holder) => (k.clone(), true, holder.clone()),
+                None => (k.clone(), false, None),
+            },
+        ));
         out
     }
 
     /// Leases `key` (a due task) to `owner` until `until`.
-    pub(crate) fn take(&mut self, key: &TaskKey, owner: &str, until: Timestamp) -> Option<LeaseToken> {
+    pub(crate) fn take(&mut self, key: &TaskKey, owner: &str, now: Timestamp, until: Timestamp) -> Option<LeaseToken> {
         let meta = self.tasks.get(key)?.clone();
         let token = self.next_token();
         self.lost.remove(key);
-        self.set_lease(key, &meta, Lease { token, until, owner: owner.to_string(), rearmed: false });
+        self.set_lease(key, &meta, Lease { token, until, owner: owner.to_string(), since: now, rearmed: false });
         Some(token)
     }
 
@@ -238,14 +248,19 @@ mod tests {
         let k = TaskKey("wf/r".into());
         s.load(k.clone(), meta(5));
         assert_eq!(s.due(TaskQueue::Workflow, Timestamp(4), 10), vec![]);
-        assert_eq!(s.due(TaskQueue::Workflow, Timestamp(5), 10), vec![(k.clone(), false)]);
-        let token = s.take(&k, "w", Timestamp(100)).unwrap();
+        assert_eq!(s.due(TaskQueue::Workflow, Timestamp(5), 10), vec![(k.clone(), false, None)]);
+        let token = s.take(&k, "w", Timestamp(5), Timestamp(100)).unwrap();
         assert!(s.due(TaskQueue::Workflow, Timestamp(50), 10).is_empty(), "a leased task is not due");
-        assert_eq!(s.due(TaskQueue::Workflow, Timestamp(100), 10), vec![(k.clone(), true)], "an expired lease is");
+        let holder = LeaseHolder { owner: "w".into(), since: Timestamp(5) };
+        assert_eq!(
+            s.due(TaskQueue::Workflow, Timestamp(100), 10),
+            vec![(k.clone(), true, Some(holder))],
+            "an expired lease is, with who held it since when"
+        );
         assert!(s.check(&k, token).is_ok());
         s.apply(vec![Change::EndLease(k.clone())]);
         assert!(s.check(&k, token).is_err());
-        assert_eq!(s.due(TaskQueue::Workflow, Timestamp(5), 10), vec![(k.clone(), false)]);
+        assert_eq!(s.due(TaskQueue::Workflow, Timestamp(5), 10), vec![(k.clone(), false, None)]);
         s.apply(vec![Change::Delete(k.clone())]);
         assert!(s.due(TaskQueue::Workflow, Timestamp(500), 10).is_empty());
         assert!(s.run_tasks(&RunId("r".into())).is_empty());
@@ -256,11 +271,11 @@ mod tests {
         let mut s = State::default();
         let k = TaskKey("act/r/0".into());
         s.load(k.clone(), meta(0));
-        s.take(&k, "w", Timestamp(10)).unwrap();
+        s.take(&k, "w", Timestamp(0), Timestamp(10)).unwrap();
         s.apply(vec![Change::Put(k.clone(), meta(7))]);
         assert!(s.lease(&k).unwrap().rearmed);
         assert!(s.due(TaskQueue::Workflow, Timestamp(8), 10).is_empty());
         s.apply(vec![Change::EndLease(k.clone())]);
-        assert_eq!(s.due(TaskQueue::Workflow, Timestamp(8), 10), vec![(k, false)]);
+        assert_eq!(s.due(TaskQueue::Workflow, Timestamp(8), 10), vec![(k, false, None)]);
     }
 }

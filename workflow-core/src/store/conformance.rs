@@ -277,6 +277,9 @@ async fn heartbeat_extends_lease(store: Arc<dyn Store>) {
             last_error: None,
             heartbeat: None,
             heartbeat_at: None,
+            lost_attempts: 0,
+            lost_streak: 0,
+            lost_heartbeat_at: None,
         })),
     };
     store.append(AppendRequest::new(run_id.clone(), T0).task_op(TaskOp::Upsert(task))).await.unwrap();

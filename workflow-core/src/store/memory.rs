@@ -51,6 +51,7 @@ struct Lease {
     token: LeaseToken,
     until: Timestamp,
     owner: String,
+    since: Timestamp,
 }
 
 #[derive(Default)]
@@ -250,8 +251,18 @@ impl Store for MemoryStore {
                 let token = g.next_token;
                 let row = g.tasks.get_mut(&key).expect("checked above");
                 row.leased_version = row.version;
-                row.lease = Some(Lease { token, until: l.now.add(row.task.lease_duration), owner: l.owner.clone() });
-                leased.push(LeasedTask { task: row.task.clone(), token, previous_lease_lost: false });
+                row.lease = Some(Lease {
+                    token,
+                    until: l.now.add(row.task.lease_duration),
+                    owner: l.owner.clone(),
+                    since: l.now,
+                });
+                leased.push(LeasedTask {
+                    task: row.task.clone(),
+                    token,
+                    previous_lease_lost: false,
+                    previous_holder: None,
+                });
                 g.index_insert(&key);
             }
         }
@@ -293,9 +304,14 @@ impl Store for MemoryStore {
             let row = g.tasks.get_mut(&key).expect("indexed task exists");
             let lost = row.lost || expired;
             row.lost = false;
+            let previous_holder = match (&row.lease, expired) {
+                (Some(l), true) => Some(LeaseHolder { owner: l.owner.clone(), since: l.since }),
+                _ => None,
+            };
             row.leased_version = row.version;
-            row.lease = Some(Lease { token, until: now.add(row.task.lease_duration), owner: owner.to_string() });
-            out.push(LeasedTask { task: row.task.clone(), token, previous_lease_lost: lost });
+            row.lease =
+                Some(Lease { token, until: now.add(row.task.lease_duration), owner: owner.to_string(), since: now });
+            out.push(LeasedTask { task: row.task.clone(), token, previous_lease_lost: lost, previous_holder });
             g.index_insert(&key);
         }
         Ok(out)

@@ -111,6 +111,9 @@ fn task(run_id: &RunId, activity: bool, seq: u32, at: u64) -> Task {
             last_error: None,
             heartbeat: None,
             heartbeat_at: None,
+            lost_attempts: 0,
+            lost_streak: 0,
+            lost_heartbeat_at: None,
         }))
     } else {
         TaskKind::Timer { seq }
@@ -211,10 +214,12 @@ pub async fn check(store: Arc<dyn Store>, ops: Vec<Op>) -> Result<(), TestCaseEr
                 };
                 let (ta, tb) = (tokens(&a), tokens(&b));
                 let strip = |r: Result<Vec<LeasedTask>, StoreError>| {
-                    r.map(|v| v.into_iter().map(|l| (l.task, l.previous_lease_lost)).collect::<Vec<_>>())
+                    r.map(|v| {
+                        v.into_iter().map(|l| (l.task, l.previous_lease_lost, l.previous_holder)).collect::<Vec<_>>()
+                    })
                 };
                 let got = same("lease_tasks", strip(a), strip(b))?;
-                for ((l, _), (x, y)) in got.into_iter().flatten().zip(ta.into_iter().zip(tb)) {
+                for ((l, _, _), (x, y)) in got.into_iter().flatten().zip(ta.into_iter().zip(tb)) {
                     leases.push((l.key, x, y));
                 }
             }

@@ -269,7 +269,24 @@ pub struct ActivityTask {
     pub heartbeat: Option<Payload>,
     /// When the latest heartbeat was recorded.
     pub heartbeat_at: Option<Timestamp>,
+    /// Attempts so far that were lost with their worker (a crash, a hang): not counted
+    /// against the retry policy's `maximum_attempts`.
+    #[serde(default)]
+    pub lost_attempts: u32,
+    /// Attempts lost in a row without heartbeat progress in between; at
+    /// [`MAX_LOST_IN_A_ROW`] the activity fails (a crash loop, not bad luck).
+    #[serde(default)]
+    pub lost_streak: u32,
+    /// `heartbeat_at` when the last attempt was lost (to tell progress since).
+    #[serde(default)]
+    pub lost_heartbeat_at: Option<Timestamp>,
 }
+
+/// How many attempts of one activity may be lost with their workers in a row, without a
+/// heartbeat in between, before the activity fails: 10. Lost attempts are not counted
+/// against `maximum_attempts` (a crash is not the activity's fault), so this bound is what
+/// stops an activity that crashes its worker every time.
+pub const MAX_LOST_IN_A_ROW: u32 = 10;
 
 /// What a task does.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -413,6 +430,17 @@ pub struct LeasedTask {
     pub token: LeaseToken,
     /// Whether an earlier lease ended without completion (it expired, or its process died).
     pub previous_lease_lost: bool,
+    /// Who held that lost lease and since when, when the store knows.
+    pub previous_holder: Option<LeaseHolder>,
+}
+
+/// The holder of a lease.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseHolder {
+    /// The worker's identity.
+    pub owner: String,
+    /// When the lease was taken (when its attempt started).
+    pub since: Timestamp,
 }
 
 /// A task as [`Store::list_tasks`](super::Store::list_tasks) shows it.

@@ -11,8 +11,14 @@ use crate::activity::{ActivityContext, ActivityError, ActivityInfo, ActivityShar
 use crate::error::StoreError;
 use crate::history::{ActivityFailure, EventKind, TimeoutKind};
 use crate::policy::{next_retry, NextRetry};
-use crate::store::{ActivityTask, AppendRequest, AttemptOutcome, AttemptRecord, LeasedTask, Task, TaskKind, TaskOp};
+use crate::store::{
+    ActivityTask, AppendRequest, AttemptOutcome, AttemptRecord, LeasedTask, Task, TaskKind, TaskOp, MAX_LOST_IN_A_ROW,
+};
 use crate::time::Timestamp;
+
+/// How long an attempt told to stop at shutdown (after the grace period) may run its cleanup
+/// before it is dropped: 1 second.
+pub const CANCEL_CLEANUP: Duration = Duration::from_secs(1);
 
 /// Builds the activity's final event from the attempt count and the last error.
 type FinalEvent = Box<dyn FnOnce(u32, ActivityError) -> EventKind + Send>;
@@ -46,29 +52,37 @@ async fn run(inner: &Arc<Inner>, leased: LeasedTask, mut a: ActivityTask) {
         if a.options.heartbeat_timeout.is_some() { TimeoutKind::Heartbeat } else { TimeoutKind::StartToClose };
 
     if leased.previous_lease_lost {
-        // The attempt that held the lease never reported: its worker died or hung.
-        let lost = record(&leased, &a, &worker, now, now, AttemptOutcome::WorkerLost);
-        match next_retry(&policy, a.attempt, "WorkerLost", true) {
-            NextRetry::RetryAfter { attempt, .. } => {
-                a.attempt = attempt;
-                a.last_error =
-                    Some(ActivityError::retryable("WorkerLost", "the previous attempt's worker stopped responding"));
-                if let Err(e) = reschedule(inner, &leased, &a, now, Some(lost)).await {
-                    warn!(error = %e, "rescheduling after a lost attempt failed");
-                }
-                return;
-            }
-            _ => {
-                let failure = ActivityFailure::TimedOut {
-                    activity_type: a.activity_type.clone(),
-                    attempts: a.attempt,
-                    timeout: timed_out_kind,
-                    last_error: a.last_error.clone(),
-                };
-                finish(inner, leased, &a, EventKind::ActivityTimedOut { seq: a.seq, failure }, lost).await;
-                return;
-            }
+        // The attempt that held the lease never reported: its worker died or hung. That is
+        // not the activity's fault: the lost attempt is logged (with the worker that ran it
+        // and since when, where the store knows) but not counted against maximum_attempts.
+        // Only a run of MAX_LOST_IN_A_ROW losses without heartbeat progress fails it.
+        let lost = lost_record(&leased, &a, now);
+        let progress = a.heartbeat_at.is_some() && a.heartbeat_at != a.lost_heartbeat_at;
+        let streak = if progress { 1 } else { a.lost_streak + 1 };
+        if streak >= MAX_LOST_IN_A_ROW {
+            let failure = ActivityFailure::TimedOut {
+                activity_type: a.activity_type.clone(),
+                attempts: a.attempt,
+                timeout: timed_out_kind,
+                last_error: Some(ActivityError::non_retryable(
+                    "WorkerLost",
+                    format!(
+                        "{streak} attempts in a row were lost with their workers without heartbeat progress (a crash loop?); see the attempt log"
+                    ),
+                )),
+            };
+            finish(inner, leased, &a, EventKind::ActivityTimedOut { seq: a.seq, failure }, lost).await;
+            return;
         }
+        a.attempt += 1;
+        a.lost_attempts += 1;
+        a.lost_streak = streak;
+        a.lost_heartbeat_at = a.heartbeat_at;
+        a.last_error = Some(ActivityError::retryable("WorkerLost", "the previous attempt's worker stopped responding"));
+        if let Err(e) = reschedule(inner, &leased, &a, now, Some(lost)).await {
+            warn!(error = %e, "rescheduling after a lost attempt failed");
+        }
+        return;
     }
     if let Some(s2s) = a.options.schedule_to_start_timeout {
         if a.attempt == 1 && now.since(a.scheduled_at) > s2s {
@@ -159,10 +173,18 @@ async fn run(inner: &Arc<Inner>, leased: LeasedTask, mut a: ActivityTask) {
             }
             _ = inner.clock.sleep(attempt_timeout) => AttemptResult::TimedOut(attempt_kind),
             _ = wait_shutdown(&mut shutdown) => {
-                // Let the attempt finish within the grace period, then cancel and release it.
+                // Let the attempt finish within the grace period; then tell it to stop and give
+                // it CANCEL_CLEANUP to run its cleanup (its `ctx.cancelled()` branch) before
+                // it is dropped and its task released for another worker.
                 tokio::select! {
                     r = &mut work => match r { Ok(p) => AttemptResult::Ok(p), Err(e) => AttemptResult::Err(e) },
-                    _ = inner.clock.sleep(inner.options.shutdown_grace) => { shared.cancel(); AttemptResult::Released }
+                    _ = inner.clock.sleep(inner.options.shutdown_grace) => {
+                        shared.cancel();
+                        tokio::select! {
+                            r = &mut work => match r { Ok(p) => AttemptResult::Ok(p), Err(_) => AttemptResult::Released },
+                            _ = inner.clock.sleep(CANCEL_CLEANUP) => AttemptResult::Released,
+                        }
+                    }
                 }
             }
         }
@@ -245,12 +267,27 @@ async fn run(inner: &Arc<Inner>, leased: LeasedTask, mut a: ActivityTask) {
             }
             return;
         }
-        AttemptResult::Cancelled => return,
+        AttemptResult::Cancelled => {
+            // The lease ended under the attempt. When its run closed (cancelled, terminated,
+            // or finished without it), the attempt was cancelled: log it. When another worker
+            // took the task over, that worker logs this attempt as lost.
+            let closed = matches!(inner.store.get_run(&leased.task.run_id).await, Ok(Some(r)) if r.status.is_closed());
+            if closed {
+                let req = AppendRequest::new(leased.task.run_id.clone(), ended).attempt(rec(AttemptOutcome::Cancelled));
+                if let Err(e) = inner.store.append(req).await {
+                    warn!(error = %e, "logging the cancelled attempt failed");
+                }
+            }
+            return;
+        }
     };
     let rec = rec(outcome);
-    match next_retry(&policy, a.attempt, &error.error_type, error.retryable) {
-        NextRetry::RetryAfter { attempt, after } if s2c_deadline.is_none_or(|d| ended.add(after) < d) => {
-            a.attempt = attempt;
+    // Attempts lost with their workers do not count against the policy.
+    let counted = a.attempt.saturating_sub(a.lost_attempts).max(1);
+    match next_retry(&policy, counted, &error.error_type, error.retryable) {
+        NextRetry::RetryAfter { after, .. } if s2c_deadline.is_none_or(|d| ended.add(after) < d) => {
+            a.attempt += 1;
+            a.lost_streak = 0;
             a.last_error = Some(error);
             if let Err(e) = reschedule(inner, &leased, &a, ended.add(after), Some(rec)).await {
                 warn!(error = %e, "scheduling the retry failed; the lease will expire and the attempt is retried");
@@ -278,6 +315,20 @@ async fn wait_shutdown(rx: &mut tokio::sync::watch::Receiver<bool>) {
             return;
         }
     }
+}
+
+/// The attempt-log record of an attempt lost with its worker: that worker and when it
+/// started, where the store knows (else this worker and now), ending at its last heartbeat
+/// (the last sign of life) or when it started.
+fn lost_record(leased: &LeasedTask, a: &ActivityTask, now: Timestamp) -> AttemptRecord {
+    let (worker, started) = match &leased.previous_holder {
+        Some(h) => (h.owner.clone(), h.since),
+        None => ("unknown (its worker's lease was lost)".to_string(), now),
+    };
+    let ended = a.heartbeat_at.filter(|t| *t > started).unwrap_or(started);
+    let mut r = record(leased, a, &worker, started, ended, AttemptOutcome::WorkerLost);
+    r.last_heartbeat = a.heartbeat.clone();
+    r
 }
 
 fn record(

@@ -2,6 +2,7 @@
 //! activity attempts, and commits what they produce.
 
 mod activities;
+pub use activities::CANCEL_CLEANUP;
 mod children;
 mod closing;
 mod executor;

@@ -301,6 +301,9 @@ pub(crate) fn task_ops(run_id: &RunId, workflow_id: &str, now: Timestamp, events
                     last_error: None,
                     heartbeat: None,
                     heartbeat_at: None,
+                    lost_attempts: 0,
+                    lost_streak: 0,
+                    lost_heartbeat_at: None,
                 })),
             })),
             EventKind::TimerStarted { seq, fire_at } => Some(TaskOp::Upsert(Task {
