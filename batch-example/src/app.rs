@@ -221,7 +221,21 @@ async fn drive(
         Err(ControlError::NotFound { .. }) => None,
         Err(e) => return Err(e.into()),
     };
+    let mut retry_of = None;
     match &existing {
+        Some(info) if info.status == RunStatus::Completed && !args.restart => {
+            // A batch that finished with failed chunks is run again for those chunks only.
+            match partial_summary(info) {
+                Some(previous) => {
+                    eprintln!(
+                        "Batch {workflow_id:?} finished with {} failed chunk(s); retrying only those (--restart redoes everything).",
+                        previous.chunks_failed.len()
+                    );
+                    retry_of = Some(previous);
+                }
+                None => return recorded(workflow_id, info),
+            }
+        }
         Some(info) if info.status.is_closed() && !args.restart => return recorded(workflow_id, info),
         Some(info) if !info.status.is_closed() && args.restart => {
             client.terminate(workflow_id, "restarted with --restart").await?;
@@ -238,7 +252,7 @@ async fn drive(
     if args.restart {
         clear_output(&batch_dir)?;
     }
-    let batch = BatchInput { input, chunk_size: args.chunk_size, concurrency: args.concurrency, batch_dir };
+    let batch = BatchInput { input, chunk_size: args.chunk_size, concurrency: args.concurrency, batch_dir, retry_of };
     let handle = client.start::<BatchWorkflow>(workflow_id, batch, StartOptions::default().idempotent(true)).await?;
     let run_id = match handle.run_id() {
         Some(r) => r.clone(),
@@ -263,6 +277,12 @@ async fn drive(
         Some(Ok(summary)) => Ok(Outcome::Finished { summary: Box::new(summary), already_finished: false }),
         Some(Err(e)) => Err(anyhow::Error::new(e).context(format!("batch {workflow_id:?} failed"))),
     }
+}
+
+/// The recorded summary of a completed batch run that left chunks failed.
+fn partial_summary(info: &RunInfo) -> Option<BatchSummary> {
+    let summary: BatchSummary = info.result.as_ref()?.decode("batch summary").ok()?;
+    (!summary.chunks_failed.is_empty()).then_some(summary)
 }
 
 fn recorded(workflow_id: &str, info: &RunInfo) -> anyhow::Result<Outcome> {

@@ -55,6 +55,10 @@ pub struct BatchSummary {
     pub finished_at_ms: u64,
     /// Where the chunk files are.
     pub output_dir: PathBuf,
+    /// Chunks this batch redid because an earlier run of it left them failed (running the
+    /// same command again on a partial batch).
+    #[serde(default)]
+    pub retried_chunks: u64,
 }
 
 impl BatchSummary {
@@ -112,6 +116,13 @@ impl BatchSummary {
             self.chunks_failed.len(),
             self.chunks
         );
+        if self.retried_chunks > 0 {
+            let _ = writeln!(
+                s,
+                "                            {} retried after an earlier run left them failed",
+                self.retried_chunks
+            );
+        }
         for c in &self.chunks_failed {
             let _ = writeln!(
                 s,

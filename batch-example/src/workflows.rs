@@ -29,6 +29,10 @@ pub struct BatchInput {
     pub concurrency: u32,
     /// The batch's output folder, `<out>/batch-<sanitized workflow id>`.
     pub batch_dir: PathBuf,
+    /// The summary of an earlier run of this batch that ended with failed chunks: this run
+    /// redoes only those chunks and adds to that summary.
+    #[serde(default)]
+    pub retry_of: Option<BatchSummary>,
 }
 
 /// The child workflow id of chunk `index` of batch `batch_id`.
@@ -61,6 +65,9 @@ impl Workflow for BatchWorkflow {
             )
             .await?;
         let load = loaded.load;
+        if let Some(previous) = input.retry_of.clone() {
+            return retry_failed(&ctx, &input, previous, load.chunks, loaded.attempt).await;
+        }
         let mut summary = BatchSummary {
             workflow_id: batch_id.clone(),
             input: input.input.clone(),
@@ -75,34 +82,67 @@ impl Workflow for BatchWorkflow {
             ..BatchSummary::default()
         };
 
-        // `buffered` starts children in chunk order and yields results in chunk order, so the
-        // commands issued are the same on replay whatever order the children finished in.
-        let mut outcomes = futures::stream::iter(load.chunks)
-            .map(|chunk| {
-                let child = ctx.child_with::<EnrichAndSaveWorkflow>(
-                    EnrichChunkInput { chunk: chunk.clone(), batch_dir: input.batch_dir.clone() },
-                    ChildWorkflowOptions::default().id(chunk_workflow_id(&batch_id, chunk.index)),
-                );
-                async move { (chunk, child.await) }
-            })
-            .buffered(input.concurrency.max(1) as usize);
-        while let Some((chunk, outcome)) = outcomes.next().await {
-            match outcome {
-                Ok(done) => {
-                    summary.chunks_done += 1;
-                    summary.enriched += done.enriched;
-                    summary.fallback += done.fallback;
-                    summary.activity_retries += done.retries;
-                }
-                Err(failure) => {
-                    summary.activity_retries += retries_of(&failure);
-                    summary.chunks_failed.push(failed_chunk(&chunk, &failure));
-                }
-            }
-        }
+        run_chunks(&ctx, &input, load.chunks, &mut summary).await;
         summary.finished_at_ms = ctx.now().as_millis();
         Ok(summary)
     }
+}
+
+/// Runs one child per chunk, `input.concurrency` at a time, adding their outcomes to `summary`.
+async fn run_chunks(
+    ctx: &WorkflowContext,
+    input: &BatchInput,
+    chunks: Vec<ChunkDescriptor>,
+    summary: &mut BatchSummary,
+) {
+    let batch_id = ctx.workflow_id();
+    // `buffered` starts children in chunk order and yields results in chunk order, so the
+    // commands issued are the same on replay whatever order the children finished in.
+    let mut outcomes = futures::stream::iter(chunks)
+        .map(|chunk| {
+            let child = ctx.child_with::<EnrichAndSaveWorkflow>(
+                EnrichChunkInput { chunk: chunk.clone(), batch_dir: input.batch_dir.clone() },
+                ChildWorkflowOptions::default().id(chunk_workflow_id(&batch_id, chunk.index)),
+            );
+            async move { (chunk, child.await) }
+        })
+        .buffered(input.concurrency.max(1) as usize);
+    while let Some((chunk, outcome)) = outcomes.next().await {
+        match outcome {
+            Ok(done) => {
+                summary.chunks_done += 1;
+                summary.enriched += done.enriched;
+                summary.fallback += done.fallback;
+                summary.activity_retries += done.retries;
+            }
+            Err(failure) => {
+                summary.activity_retries += retries_of(&failure);
+                summary.chunks_failed.push(failed_chunk(&chunk, &failure));
+            }
+        }
+    }
+}
+
+/// A run that redoes only the chunks an earlier run left failed, on top of its summary.
+async fn retry_failed(
+    ctx: &WorkflowContext,
+    input: &BatchInput,
+    previous: BatchSummary,
+    chunks: Vec<ChunkDescriptor>,
+    load_attempt: u32,
+) -> Result<BatchSummary, WorkflowError> {
+    let failed: Vec<u32> = previous.chunks_failed.iter().map(|c| c.index).collect();
+    let again: Vec<ChunkDescriptor> = chunks.into_iter().filter(|c| failed.contains(&c.index)).collect();
+    let mut summary = BatchSummary {
+        chunks_failed: Vec::new(),
+        retried_chunks: previous.retried_chunks + again.len() as u64,
+        activity_retries: previous.activity_retries + u64::from(load_attempt.saturating_sub(1)),
+        started_at_ms: ctx.now().as_millis(),
+        ..previous
+    };
+    run_chunks(ctx, input, again, &mut summary).await;
+    summary.finished_at_ms = ctx.now().as_millis();
+    Ok(summary)
 }
 
 /// Details a failed chunk child records, so the batch can count its retries.

@@ -151,4 +151,17 @@ fn api_outage_fails_chunks_and_the_batch_reports_them() {
     assert_eq!(s["chunks_failed"].as_array().unwrap().len(), 1);
     assert!(s["chunks_failed"][0]["error"].as_str().unwrap().contains("ApiUnavailable"), "{s}");
     assert_eq!(s["activity_retries"], 2, "3 attempts of enrich_chunk");
+
+    // The API is back (the built-in mock): the same command redoes the failed chunk only.
+    let again = command(dir.path()).arg("--input").arg(&csv).arg("--json").output().unwrap();
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("retrying only those"), "says what it does");
+    let s = common::summary(&again);
+    assert_eq!(s["status"], "completed", "{s}");
+    assert_eq!(
+        (s["chunks_done"].as_u64(), s["chunks"].as_u64(), s["retried_chunks"].as_u64()),
+        (Some(1), Some(1), Some(1))
+    );
+    assert_eq!(s["enriched"].as_u64().unwrap() + s["fallback"].as_u64().unwrap(), 2, "both rows are in the output");
+    assert!(dir.path().join("out/batch-enrich-few/chunk-00000.json").exists());
 }

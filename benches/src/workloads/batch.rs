@@ -41,6 +41,7 @@ pub async fn durable(csv: &Path, out: &Path, db: &Path, api_url: &str) -> anyhow
     worker.register_activity(SaveChunk::new(Progress::new(), None))?;
     let worker = worker.start()?;
     let input = BatchInput {
+        retry_of: None,
         input: csv.to_path_buf(),
         chunk_size: CHUNK_SIZE,
         concurrency: CHUNK_CONCURRENCY as u32,
