@@ -149,6 +149,13 @@ pub struct LoadInput {
     pub path: PathBuf,
     /// Valid rows per chunk.
     pub chunk_size: u64,
+    /// The longest record (line) to read, in bytes.
+    #[serde(default = "default_max_record_bytes")]
+    pub max_record_bytes: u64,
+}
+
+fn default_max_record_bytes() -> u64 {
+    csv_chunks::DEFAULT_MAX_RECORD_BYTES
 }
 
 /// Output of `load_csv_chunks`.
@@ -188,7 +195,9 @@ impl Activity for LoadCsvChunks {
         let beat = ctx.clone();
         let path = input.path.clone();
         let load = tokio::task::spawn_blocking(move || {
-            csv_chunks::load_chunks(&path, input.chunk_size, |rows| beat.heartbeat(&format!("{rows} rows read")))
+            csv_chunks::load_chunks_limited(&path, input.chunk_size, input.max_record_bytes, |rows| {
+                beat.heartbeat(&format!("{rows} rows read"))
+            })
         })
         .await
         .map_err(|e| ActivityError::retryable("Panic", e.to_string()))?

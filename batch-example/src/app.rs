@@ -252,7 +252,14 @@ async fn drive(
     if args.restart {
         clear_output(&batch_dir)?;
     }
-    let batch = BatchInput { input, chunk_size: args.chunk_size, concurrency: args.concurrency, batch_dir, retry_of };
+    let batch = BatchInput {
+        input,
+        chunk_size: args.chunk_size,
+        concurrency: args.concurrency,
+        batch_dir,
+        retry_of,
+        max_record_bytes: args.max_record_bytes,
+    };
     let handle = client.start::<BatchWorkflow>(workflow_id, batch, StartOptions::default().idempotent(true)).await?;
     let run_id = match handle.run_id() {
         Some(r) => r.clone(),

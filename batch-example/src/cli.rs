@@ -28,6 +28,11 @@ pub struct Args {
     #[arg(long, default_value_t = 500, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub chunk_size: u64,
 
+    /// The longest CSV record (line) to read, in bytes; a longer one stops the load with an
+    /// error naming its line (a file that is not CSV, or has no line breaks).
+    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(64..))]
+    pub max_record_bytes: u64,
+
     /// Chunks processed at once.
     #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=2000))]
     pub concurrency: u32,

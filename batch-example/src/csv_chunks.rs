@@ -121,6 +121,18 @@ pub enum CsvError {
         /// The header's columns.
         found: String,
     },
+    /// A record (line) is longer than the limit: not a CSV file, or a broken one.
+    #[error(
+        "{path}: line {line} is longer than {limit} bytes, the limit for one record (--max-record-bytes); is this a CSV file?"
+    )]
+    RecordTooLong {
+        /// The file.
+        path: PathBuf,
+        /// The line (from 1).
+        line: u64,
+        /// The limit in bytes.
+        limit: u64,
+    },
     /// The CSV reader failed.
     #[error("{path}: {source}")]
     Csv {
@@ -139,7 +151,7 @@ impl CsvError {
                 !matches!(source.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied)
             }
             CsvError::Csv { source, .. } => source.is_io_error(),
-            CsvError::MissingColumn { .. } => false,
+            CsvError::MissingColumn { .. } | CsvError::RecordTooLong { .. } => false,
         }
     }
 }
@@ -207,17 +219,71 @@ pub fn validate(record: &csv::ByteRecord, columns: &Columns, row: u64) -> Result
     Ok(user)
 }
 
+/// The longest record (line) the loader reads by default: 1 MiB. A longer one stops the load
+/// with [`CsvError::RecordTooLong`], so that a file with no line breaks (`/dev/zero`, a
+/// binary file) never grows the process's memory without bound.
+pub const DEFAULT_MAX_RECORD_BYTES: u64 = 1 << 20;
+
+/// Fails a read once a line grows past `limit` bytes, remembering where.
+struct LineLimit<R> {
+    inner: R,
+    limit: u64,
+    since_newline: u64,
+    line: u64,
+    exceeded: std::rc::Rc<std::cell::Cell<Option<u64>>>,
+}
+
+impl<R: Read> Read for LineLimit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for b in &buf[..n] {
+            if *b == b'\n' {
+                self.since_newline = 0;
+                self.line += 1;
+            } else {
+                self.since_newline += 1;
+                if self.since_newline > self.limit {
+                    self.exceeded.set(Some(self.line));
+                    return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "record too long"));
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
 /// Parses `path` and splits it into chunks of `chunk_size` valid rows. `progress` is called
 /// every few thousand rows with the number of records read so far (the activity heartbeats
 /// from it). An empty file, or one with only a header, gives zero chunks.
-pub fn load_chunks(path: &Path, chunk_size: u64, mut progress: impl FnMut(u64)) -> Result<LoadResult, CsvError> {
+pub fn load_chunks(path: &Path, chunk_size: u64, progress: impl FnMut(u64)) -> Result<LoadResult, CsvError> {
+    load_chunks_limited(path, chunk_size, DEFAULT_MAX_RECORD_BYTES, progress)
+}
+
+/// [`load_chunks`] with a limit on the length of one record (line), in bytes.
+pub fn load_chunks_limited(
+    path: &Path,
+    chunk_size: u64,
+    max_record_bytes: u64,
+    mut progress: impl FnMut(u64),
+) -> Result<LoadResult, CsvError> {
     let chunk_size = chunk_size.max(1);
     let io = |source| CsvError::Io { path: path.to_path_buf(), source };
     let file = File::open(path).map_err(io)?;
     let len = file.metadata().map_err(io)?.len();
-    let mut rdr = reader(BufReader::with_capacity(1 << 16, file), true);
-    let csv_err = |source| CsvError::Csv { path: path.to_path_buf(), source };
-    let header = rdr.byte_headers().map_err(csv_err)?.clone();
+    let exceeded = std::rc::Rc::new(std::cell::Cell::new(None));
+    let limited = LineLimit {
+        inner: BufReader::with_capacity(1 << 16, file),
+        limit: max_record_bytes.max(1),
+        since_newline: 0,
+        line: 1,
+        exceeded: exceeded.clone(),
+    };
+    let mut rdr = reader(limited, true);
+    let csv_err = |source| match exceeded.get() {
+        Some(line) => CsvError::RecordTooLong { path: path.to_path_buf(), line, limit: max_record_bytes },
+        None => CsvError::Csv { path: path.to_path_buf(), source },
+    };
+    let header = rdr.byte_headers().map_err(&csv_err)?.clone();
     let mut out = LoadResult::default();
     if header.is_empty() || (header.len() == 1 && header[0].is_empty()) {
         return Ok(out);
@@ -227,7 +293,7 @@ pub fn load_chunks(path: &Path, chunk_size: u64, mut progress: impl FnMut(u64)) 
     let mut current: Option<ChunkDescriptor> = None;
     loop {
         let pos = rdr.position().clone();
-        if !rdr.read_byte_record(&mut record).map_err(csv_err)? {
+        if !rdr.read_byte_record(&mut record).map_err(&csv_err)? {
             break;
         }
         out.rows += 1;
@@ -489,6 +555,28 @@ mod tests {
             let (_d, path) = write(content);
             let r = load_chunks(&path, 10, |_| {}).unwrap();
             assert_eq!(r, LoadResult::default());
+        }
+    }
+
+    #[test]
+    fn an_overlong_record_stops_the_load_with_its_line_and_bounded_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("long.csv");
+        let mut text = String::from("id,name,email,country\nu1,Ann,ann@example.com,DE\n");
+        text.push_str(&"x".repeat(5_000));
+        text.push_str("\nu2,Bob,bob@example.com,US\n");
+        std::fs::write(&path, text).unwrap();
+        let err = load_chunks_limited(&path, 10, 4_096, |_| {}).unwrap_err();
+        assert!(matches!(err, CsvError::RecordTooLong { line: 3, limit: 4_096, .. }), "{err:?}");
+        assert!(!err.retryable());
+        assert!(err.to_string().contains("line 3 is longer than 4096 bytes"), "{err}");
+        // The same file within a larger limit loads (the long line is a malformed row).
+        let r = load_chunks_limited(&path, 10, 10_000, |_| {}).unwrap();
+        assert_eq!((r.valid_rows, r.malformed_count), (2, 1));
+        // A file with no line breaks at all: stops after the limit, not at the end of memory.
+        if Path::new("/dev/zero").exists() {
+            let err = load_chunks_limited(Path::new("/dev/zero"), 10, 1 << 20, |_| {}).unwrap_err();
+            assert!(matches!(err, CsvError::RecordTooLong { line: 1, .. }), "{err:?}");
         }
     }
 

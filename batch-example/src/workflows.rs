@@ -33,6 +33,13 @@ pub struct BatchInput {
     /// redoes only those chunks and adds to that summary.
     #[serde(default)]
     pub retry_of: Option<BatchSummary>,
+    /// The longest CSV record (line) to read, in bytes.
+    #[serde(default = "default_max_record_bytes")]
+    pub max_record_bytes: u64,
+}
+
+fn default_max_record_bytes() -> u64 {
+    crate::csv_chunks::DEFAULT_MAX_RECORD_BYTES
 }
 
 /// The child workflow id of chunk `index` of batch `batch_id`.
@@ -60,7 +67,11 @@ impl Workflow for BatchWorkflow {
         let started = ctx.now();
         let loaded = ctx
             .child_with::<LoadChunksWorkflow>(
-                LoadInput { path: input.input.clone(), chunk_size: input.chunk_size },
+                LoadInput {
+                    path: input.input.clone(),
+                    chunk_size: input.chunk_size,
+                    max_record_bytes: input.max_record_bytes,
+                },
                 ChildWorkflowOptions::default().id(load_workflow_id(&batch_id)),
             )
             .await?;

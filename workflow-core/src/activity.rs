@@ -83,12 +83,31 @@ pub struct ActivityError {
 impl ActivityError {
     /// An error that another attempt may fix (timeouts, 5xx, connection refused).
     pub fn retryable(error_type: impl Into<String>, message: impl Into<String>) -> Self {
-        ActivityError { error_type: error_type.into(), message: message.into(), retryable: true, details: None }
+        ActivityError {
+            error_type: error_type.into(),
+            message: crate::error::bound_message(message.into()),
+            retryable: true,
+            details: None,
+        }
     }
 
     /// An error that no attempt will fix (bad input, a business rule).
     pub fn non_retryable(error_type: impl Into<String>, message: impl Into<String>) -> Self {
-        ActivityError { error_type: error_type.into(), message: message.into(), retryable: false, details: None }
+        ActivityError {
+            error_type: error_type.into(),
+            message: crate::error::bound_message(message.into()),
+            retryable: false,
+            details: None,
+        }
+    }
+
+    /// This error within the engine's bounds (see [`crate::Failure::bounded`]); the engine
+    /// applies it before recording an error.
+    pub fn bounded(self) -> Self {
+        let f =
+            crate::Failure { error_type: self.error_type, message: self.message, details: self.details, cause: None }
+                .bounded();
+        ActivityError { error_type: f.error_type, message: f.message, retryable: self.retryable, details: f.details }
     }
 
     /// Attaches structured details (ignored when they do not serialize).

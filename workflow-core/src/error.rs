@@ -190,10 +190,64 @@ pub struct Failure {
     pub cause: Option<Box<Failure>>,
 }
 
+/// The longest failure message (activity errors, workflow failures) the engine records:
+/// 4 KiB. A longer one is cut at a character boundary and ends with a marker saying how long
+/// it was, so that a huge message (a 5 MB CSV header quoted in an error) never fills a
+/// history or a terminal.
+pub const MAX_FAILURE_MESSAGE_BYTES: usize = 4 * 1024;
+
+/// The largest failure details the engine records: 64 KiB. Larger details are dropped, and
+/// the message says so.
+pub const MAX_FAILURE_DETAILS_BYTES: usize = 64 * 1024;
+
+/// `message` cut to [`MAX_FAILURE_MESSAGE_BYTES`] (at a character boundary) with a marker,
+/// when longer.
+pub fn bound_message(message: String) -> String {
+    bound_message_to(message, MAX_FAILURE_MESSAGE_BYTES)
+}
+
+fn bound_message_to(message: String, max: usize) -> String {
+    if message.len() <= max {
+        return message;
+    }
+    let total = message.len();
+    let mut cut = max.saturating_sub(64);
+    while !message.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}… [truncated: {total} bytes in all]", &message[..cut])
+}
+
+/// Details within [`MAX_FAILURE_DETAILS_BYTES`], or `None` and a note for the message.
+fn bound_details(details: Option<crate::payload::Payload>) -> (Option<crate::payload::Payload>, Option<String>) {
+    match details {
+        Some(d) if d.encoded_len() > MAX_FAILURE_DETAILS_BYTES => {
+            let note = format!(" [details of {} bytes dropped: above {MAX_FAILURE_DETAILS_BYTES}]", d.encoded_len());
+            (None, Some(note))
+        }
+        other => (other, None),
+    }
+}
+
 impl Failure {
+    /// This failure within the engine's bounds: messages of at most
+    /// [`MAX_FAILURE_MESSAGE_BYTES`], details of at most [`MAX_FAILURE_DETAILS_BYTES`], a
+    /// cause chain of at most 32 links. The engine applies it before recording a failure.
+    pub fn bounded(self) -> Failure {
+        self.bounded_at(0)
+    }
+
+    fn bounded_at(self, depth: usize) -> Failure {
+        let (details, note) = bound_details(self.details);
+        let note = note.unwrap_or_default();
+        let message = bound_message_to(self.message, MAX_FAILURE_MESSAGE_BYTES - note.len()) + &note;
+        let cause = if depth >= 31 { None } else { self.cause.map(|c| Box::new(c.bounded_at(depth + 1))) };
+        Failure { error_type: bound_message(self.error_type), message, details, cause }
+    }
+
     /// A failure without details or cause.
     pub fn new(error_type: impl Into<String>, message: impl Into<String>) -> Failure {
-        Failure { error_type: error_type.into(), message: message.into(), details: None, cause: None }
+        Failure { error_type: error_type.into(), message: bound_message(message.into()), details: None, cause: None }
     }
 
     /// The chain from this failure down to the root cause.
@@ -454,4 +508,33 @@ pub enum Error {
     /// See [`OptionsError`].
     #[error(transparent)]
     Options(#[from] OptionsError),
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::*;
+
+    #[test]
+    fn long_messages_are_cut_with_a_marker_and_big_details_dropped() {
+        let long = "é".repeat(10_000); // 20,000 bytes, two per char
+        let f = Failure::new("T", long.clone());
+        assert!(f.message.len() <= MAX_FAILURE_MESSAGE_BYTES, "{}", f.message.len());
+        assert!(f.message.ends_with("[truncated: 20000 bytes in all]"), "{}", &f.message[f.message.len() - 40..]);
+        let mut big = Failure::new("T", "short");
+        big.details = Some(crate::payload::Payload::encode(&"x".repeat(MAX_FAILURE_DETAILS_BYTES)).unwrap());
+        big.cause = Some(Box::new(Failure { message: long, ..Failure::new("C", "") }));
+        let b = big.bounded();
+        assert!(b.details.is_none() && b.message.starts_with("short [details of"), "{}", b.message);
+        assert!(b.cause.unwrap().message.len() <= MAX_FAILURE_MESSAGE_BYTES);
+        assert_eq!(bound_message("ok".into()), "ok");
+    }
+
+    #[test]
+    fn cause_chains_are_bounded() {
+        let mut f = Failure::new("E", "0");
+        for i in 1..100 {
+            f = Failure { cause: Some(Box::new(f)), ..Failure::new("E", i.to_string()) };
+        }
+        assert_eq!(f.bounded().chain().count(), 32);
+    }
 }

@@ -70,8 +70,9 @@ mod workflow;
 pub use activity::{Activity, ActivityContext, ActivityError, ActivityInfo, TestActivityHandle};
 pub use client::{Client, Description, StartOptions, WorkflowHandle};
 pub use error::{
-    ControlError, Error, Failure, IdError, NondeterminismError, OptionsError, PayloadError, QueryError, ResultError,
-    StartError, StoreError, WorkerError, WorkflowTaskError,
+    bound_message, ControlError, Error, Failure, IdError, NondeterminismError, OptionsError, PayloadError, QueryError,
+    ResultError, StartError, StoreError, WorkerError, WorkflowTaskError, MAX_FAILURE_DETAILS_BYTES,
+    MAX_FAILURE_MESSAGE_BYTES,
 };
 pub use history::{ActivityFailure, ChildEnd, ChildFailure, Event, EventKind, TimeoutKind};
 pub use ids::{validate_id, EventId, RunId, Seq};

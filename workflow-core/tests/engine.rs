@@ -1092,3 +1092,48 @@ async fn a_shutdown_past_its_grace_lets_running_attempts_run_their_cleanup() {
     assert_eq!(attempts.len(), 1, "{attempts:?}");
     assert_eq!(attempts[0].outcome, workflow_core::store::AttemptOutcome::Cancelled, "released at shutdown");
 }
+
+/// Fails with a 1 MB message and 1 MB of details, built by hand (past the constructors).
+struct Loud;
+impl Activity for Loud {
+    const NAME: &'static str = "loud";
+    type Input = ();
+    type Output = ();
+    async fn run(&self, _: ActivityContext, _: ()) -> Result<(), ActivityError> {
+        let mut e = ActivityError::non_retryable("Loud", "");
+        e.message = "m".repeat(1_000_000);
+        e.details = Some(workflow_core::Payload::encode(&"d".repeat(1_000_000)).unwrap());
+        Err(e)
+    }
+}
+
+struct LoudWf;
+impl Workflow for LoudWf {
+    const NAME: &'static str = "loud_wf";
+    type Input = ();
+    type Output = ();
+    async fn run(ctx: WorkflowContext, _: ()) -> Result<(), WorkflowError> {
+        Ok(ctx.activity::<Loud>(()).await?)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn huge_failure_messages_and_details_are_recorded_bounded() {
+    let (store, clock) = setup();
+    let mut w = worker_on(store, clock, WorkerOptions::default());
+    w.register_workflow::<LoudWf>().unwrap();
+    w.register_activity(Loud).unwrap();
+    let w = w.start().unwrap();
+    let client = w.client();
+    let h = client.start::<LoudWf>("loud", (), StartOptions::default()).await.unwrap();
+    assert!(h.result().await.is_err());
+    let history = h.history().await.unwrap();
+    let total: usize = history.iter().map(|e| serde_json::to_string(e).unwrap().len()).sum();
+    assert!(total < 3 * workflow_core::MAX_FAILURE_MESSAGE_BYTES + 4_000, "history of {total} bytes");
+    let attempts = client.describe("loud").await.unwrap().attempts;
+    let workflow_core::store::AttemptOutcome::Failed { error } = &attempts[0].outcome else { panic!("{attempts:?}") };
+    assert!(error.message.len() <= workflow_core::MAX_FAILURE_MESSAGE_BYTES, "{}", error.message.len());
+    assert!(error.message.contains("truncated: 1000000 bytes in all"));
+    assert!(error.details.is_none(), "1 MB of details dropped");
+    w.shutdown().await;
+}

@@ -42,6 +42,7 @@ pub async fn durable(csv: &Path, out: &Path, db: &Path, api_url: &str) -> anyhow
     let worker = worker.start()?;
     let input = BatchInput {
         retry_of: None,
+        max_record_bytes: batch_example::csv_chunks::DEFAULT_MAX_RECORD_BYTES,
         input: csv.to_path_buf(),
         chunk_size: CHUNK_SIZE,
         concurrency: CHUNK_CONCURRENCY as u32,

@@ -159,7 +159,7 @@ async fn run(inner: &Arc<Inner>, leased: LeasedTask, mut a: ActivityTask) {
         tokio::pin!(work);
         tokio::pin!(pump);
         tokio::select! {
-            r = &mut work => match r { Ok(p) => AttemptResult::Ok(p), Err(e) => AttemptResult::Err(e) },
+            r = &mut work => match r { Ok(p) => AttemptResult::Ok(p), Err(e) => AttemptResult::Err(e.bounded()) },
             kind = &mut pump => {
                 if matches!(kind, AttemptResult::Cancelled) {
                     // The context says so now; give the attempt the grace period to notice and
@@ -177,7 +177,7 @@ async fn run(inner: &Arc<Inner>, leased: LeasedTask, mut a: ActivityTask) {
                 // it CANCEL_CLEANUP to run its cleanup (its `ctx.cancelled()` branch) before
                 // it is dropped and its task released for another worker.
                 tokio::select! {
-                    r = &mut work => match r { Ok(p) => AttemptResult::Ok(p), Err(e) => AttemptResult::Err(e) },
+                    r = &mut work => match r { Ok(p) => AttemptResult::Ok(p), Err(e) => AttemptResult::Err(e.bounded()) },
                     _ = inner.clock.sleep(inner.options.shutdown_grace) => {
                         shared.cancel();
                         tokio::select! {

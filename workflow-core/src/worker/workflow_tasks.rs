@@ -150,6 +150,12 @@ async fn process_run_inner(inner: &Arc<Inner>, run_id: RunId, trigger: Trigger) 
         };
         tracing::Span::current().record("workflow_id", workflow_id.as_str());
         let mut new_events = activation.new_events;
+        for e in &mut new_events {
+            // A workflow's failure is recorded within the engine's bounds.
+            if let EventKind::WorkflowFailed { failure, .. } = e {
+                *failure = std::mem::replace(failure, Failure::new("", "")).bounded();
+            }
+        }
         let cap = inner.options.limits.max_history_events;
         // Keep room for the outcome that may arrive with the next task (started + outcome) and
         // the terminal event, so a capped history still ends within the cap.
