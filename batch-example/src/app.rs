@@ -170,7 +170,11 @@ async fn run_worker_only(args: Args) -> anyhow::Result<ExitCode> {
 
 async fn serve_admin(args: &Args, client: &Client) -> anyhow::Result<Option<workflow_cli::admin::AdminHandle>> {
     let Some(addr) = args.admin else { return Ok(None) };
-    let admin = AdminServer::serve(client.clone(), addr, AdminOptions::default())
+    let mut options = AdminOptions::default();
+    if let Some(t) = &args.admin_token {
+        options = options.token(t.clone());
+    }
+    let admin = AdminServer::serve(client.clone(), addr, options)
         .await
         .with_context(|| format!("cannot serve the admin endpoint on {addr}"))?;
     info!(url = %admin.url(), "admin endpoint up; inspect with: wf --url {}", admin.url());

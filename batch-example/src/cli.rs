@@ -82,8 +82,14 @@ pub struct Args {
 
     /// Serve the read-only admin endpoint on ADDR (default 127.0.0.1:7233) while the batch
     /// runs, so that `wf --url http://ADDR` can inspect it.
+    /// On an address beyond loopback (0.0.0.0:PORT) every request needs a bearer token
+    /// (`wf --token`): --admin-token, or one generated and printed.
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:7233")]
     pub admin: Option<std::net::SocketAddr>,
+
+    /// The admin endpoint's bearer token.
+    #[arg(long, value_name = "TOKEN", env = "WORKFLOW_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
 
     /// Append every activity attempt to this file (used by the crash tests).
     #[arg(long, value_name = "FILE", hide = true)]

@@ -25,7 +25,12 @@
 //! | `POST /api/runs/{id}/signal`       | body [`SignalBody`]; writes only         |
 //!
 //! Errors are [`ApiError`] bodies (`{"code": "not_found", "message": "..."}`) with status 404
-//! (not found), 400 (bad request), 403 (writes disabled), 409 (already closed) or 500.
+//! (not found), 400 (bad request), 401 (no or wrong token), 403 (writes disabled), 409
+//! (already closed) or 500.
+//!
+//! **Authentication:** a bearer token (`Authorization: Bearer <token>`, `wf --token` or
+//! `WF_TOKEN`) is required for the write routes always, and for every route when the
+//! endpoint listens on an address other than loopback (with a warning on stderr).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -54,6 +59,13 @@ use crate::source::{ApiError, CancelBody, SignalBody, SourceError, TerminateBody
 pub struct AdminOptions {
     /// Serve cancel, terminate and signal (403 otherwise). Default: read-only.
     pub allow_writes: bool,
+    /// The bearer token requests must carry (`Authorization: Bearer <token>`): always for
+    /// the write routes, and for every route when the endpoint is not on a loopback address.
+    /// [`AdminServer::serve`] generates one when it needs one and none is given.
+    pub token: Option<String>,
+    /// Require the token for reads too (what `serve` sets when it binds a non-loopback
+    /// address; for [`AdminServer::router`] mounted in an application's own server).
+    pub token_for_reads: bool,
 }
 
 impl AdminOptions {
@@ -62,6 +74,62 @@ impl AdminOptions {
         self.allow_writes = yes;
         self
     }
+
+    /// Sets the bearer token.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into()).filter(|t| !t.is_empty());
+        self
+    }
+
+    /// Requires the token for reads too.
+    pub fn token_for_reads(mut self, yes: bool) -> Self {
+        self.token_for_reads = yes;
+        self
+    }
+}
+
+/// A random token: 32 hex digits from the operating system's random source.
+fn generate_token() -> String {
+    let a = uuid::Uuid::new_v4().simple().to_string();
+    let b = uuid::Uuid::new_v4().simple().to_string();
+    format!("{}{}", &a[..16], &b[..16])
+}
+
+/// Compares in time independent of where the first difference is.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Checks the bearer token where one is needed: writes always, reads when configured.
+async fn authenticate(
+    State(s): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    // Writes on a read-only endpoint are refused by their route (403, says why).
+    let write = req.method() == axum::http::Method::POST && s.options.allow_writes;
+    if write || s.options.token_for_reads {
+        let given = req
+            .headers()
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        let ok = match (&s.options.token, given) {
+            (Some(t), Some(g)) => same_secret(t.as_bytes(), g.as_bytes()),
+            _ => false,
+        };
+        if !ok {
+            let message = if s.options.token.is_none() {
+                "this admin endpoint has no token, so its write routes are closed; give it one (AdminOptions::token)"
+            } else {
+                "this admin endpoint needs its token: pass wf --token TOKEN or set WF_TOKEN"
+            };
+            let body = ApiError { code: "unauthorized".into(), message: message.into() };
+            return (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+        }
+    }
+    next.run(req).await
 }
 
 /// The admin HTTP server.
@@ -74,6 +142,7 @@ impl AdminServer {
 
     /// The routes, to mount in an application's own axum server.
     pub fn router(client: Client, options: AdminOptions) -> Router {
+        let state = AppState { client, options };
         Router::new()
             .route("/api/runs", get(list))
             .route("/api/runs/:id", get(describe))
@@ -83,14 +152,35 @@ impl AdminServer {
             .route("/api/runs/:id/cancel", post(cancel))
             .route("/api/runs/:id/terminate", post(terminate))
             .route("/api/runs/:id/signal", post(signal))
-            .with_state(AppState { client, options })
+            .fallback(not_found)
+            .layer(axum::middleware::from_fn_with_state(state.clone(), authenticate))
+            .with_state(state)
     }
 
     /// Binds `addr` (port 0 picks a free port) and serves until the handle is shut down or
     /// dropped.
-    pub async fn serve(client: Client, addr: SocketAddr, options: AdminOptions) -> std::io::Result<AdminHandle> {
+    ///
+    /// On an address other than loopback every request needs the token, and a warning says
+    /// so; with writes enabled, writes need it. When one is needed and none was given, a
+    /// token is generated: [`AdminHandle::token`] returns it, and the warning shows it.
+    pub async fn serve(client: Client, addr: SocketAddr, mut options: AdminOptions) -> std::io::Result<AdminHandle> {
+        let exposed = !addr.ip().is_loopback();
+        if exposed {
+            options.token_for_reads = true;
+        }
+        let generated = (exposed || options.allow_writes) && options.token.is_none();
+        if generated {
+            options.token = Some(generate_token());
+        }
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
+        if exposed {
+            let shown = if generated { options.token.clone().unwrap_or_default() } else { "(the one given)".into() };
+            eprintln!(
+                "warning: the admin endpoint listens on {local_addr}, reachable beyond this machine; every request needs Authorization: Bearer <token> (wf --token): token {shown}"
+            );
+        }
+        let token = options.token.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let app = Self::router(client, options);
         let task = tokio::spawn(async move {
@@ -102,8 +192,16 @@ impl AdminServer {
                 eprintln!("admin endpoint stopped: {e}");
             }
         });
-        Ok(AdminHandle { local_addr, stop: Some(tx), task })
+        Ok(AdminHandle { local_addr, stop: Some(tx), task, token })
     }
+}
+
+async fn not_found() -> Response {
+    let body = ApiError {
+        code: "not_found".into(),
+        message: "no such route; see the admin endpoint's routes in wf's docs".into(),
+    };
+    (StatusCode::NOT_FOUND, Json(body)).into_response()
 }
 
 /// A running admin endpoint. Dropping it stops the server.
@@ -112,12 +210,18 @@ pub struct AdminHandle {
     local_addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
+    token: Option<String>,
 }
 
 impl AdminHandle {
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The bearer token requests must carry, where one is needed (given or generated).
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
     }
 
     /// Its base URL, for `wf --url`.

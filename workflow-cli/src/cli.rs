@@ -32,6 +32,11 @@ pub struct Args {
     #[arg(long, value_name = "URL", global = true)]
     pub url: Option<String>,
 
+    /// The admin endpoint's bearer token (needed for writes, and for every request to an
+    /// endpoint beyond loopback).
+    #[arg(long, value_name = "TOKEN", global = true, env = "WF_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -129,7 +134,7 @@ fn parse_status(s: &str) -> Result<RunStatus, String> {
 pub async fn run(args: Args, now: Timestamp) -> Result<String, SourceError> {
     let source = match (&args.db, &args.url) {
         (Some(db), None) => Source::open_location(db).await?,
-        (None, Some(url)) => Source::connect(url)?,
+        (None, Some(url)) => Source::connect_with_token(url, args.token.clone())?,
         _ => {
             return Err(SourceError::Usage(
                 "give the store with --db PATH|URL or an admin endpoint with --url URL".into(),

@@ -173,6 +173,11 @@ impl Source {
         Ok(Source::Http(HttpSource::new(url)?))
     }
 
+    /// Talks to the admin endpoint at `url` with a bearer token.
+    pub fn connect_with_token(url: &str, token: Option<String>) -> Result<Source, SourceError> {
+        Ok(Source::Http(HttpSource::new(url)?.with_token(token)))
+    }
+
     /// Runs matching `query`, newest first.
     pub async fn list(&self, query: &ListQuery) -> Result<Vec<RunInfo>, SourceError> {
         match self {
@@ -244,6 +249,7 @@ impl Source {
 pub struct HttpSource {
     base: reqwest::Url,
     http: reqwest::Client,
+    token: Option<String>,
 }
 
 impl HttpSource {
@@ -253,7 +259,13 @@ impl HttpSource {
         if base.scheme() != "http" || base.cannot_be_a_base() {
             return Err(SourceError::Usage(format!("invalid --url {url:?}: expected http://HOST:PORT")));
         }
-        Ok(HttpSource { base, http: reqwest::Client::new() })
+        Ok(HttpSource { base, http: reqwest::Client::new(), token: None })
+    }
+
+    /// Sends `Authorization: Bearer <token>` with every request.
+    pub fn with_token(mut self, token: Option<String>) -> HttpSource {
+        self.token = token.filter(|t| !t.is_empty());
+        self
     }
 
     /// `<base>/api/runs/<segments...>`, each segment percent-encoded (workflow ids may hold `/`).
@@ -297,6 +309,10 @@ impl HttpSource {
     async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T, SourceError> {
         let unreachable = |e: reqwest::Error| {
             SourceError::Endpoint(format!("cannot reach the admin endpoint at {}: {}", self.base, root_cause(&e)))
+        };
+        let req = match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
         };
         let resp = req.send().await.map_err(unreachable)?;
         let status = resp.status();

@@ -177,8 +177,22 @@ async fn write_commands_work_through_db_and_url() {
     .await
     .unwrap();
     let url = admin.url();
+    let token = admin.token().expect("an endpoint with writes has a token").to_string();
+    // Without the token, a write is refused (401, in the documented JSON), and changes nothing.
+    let out = wf_async(now, vec!["--url".into(), url.clone(), "cancel".into(), "approval-1".into()]).await;
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stderr.contains("needs its token"), "{}", out.stderr);
+    let wrong = wf_async(
+        now,
+        vec!["--url".into(), url.clone(), "--token".into(), "nope".into(), "cancel".into(), "approval-1".into()],
+    )
+    .await;
+    assert_eq!(wrong.code, 3, "a wrong token is refused: {wrong:?}");
+    // Reads on loopback need no token.
+    let out = wf_async(now, vec!["--url".into(), url.clone(), "describe".into(), "approval-1".into()]).await;
+    assert!(out.stdout.contains("Status       running"), "{out:?}");
     let run = |args: &[&str]| {
-        let mut v = vec!["--url".to_string(), url.clone()];
+        let mut v = vec!["--url".to_string(), url.clone(), "--token".to_string(), token.clone()];
         v.extend(args.iter().map(|s| s.to_string()));
         wf_async(now, v)
     };
@@ -193,6 +207,29 @@ async fn write_commands_work_through_db_and_url() {
     assert_eq!(out.code, 2, "bad payload is a usage error: {out:?}");
     let out = run(&["cancel", "nope"]).await;
     assert_eq!(out.code, 1, "{out:?}");
+    admin.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_beyond_loopback_needs_the_token_for_reads_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = build_store(dir.path()).await;
+    // 0.0.0.0: every interface. A token is generated (and a warning printed).
+    let admin = AdminServer::serve(open_client(dir.path()), "0.0.0.0:0".parse().unwrap(), AdminOptions::default())
+        .await
+        .unwrap();
+    let token = admin.token().expect("a token is generated").to_string();
+    assert!(token.len() >= 32);
+    let url = format!("http://127.0.0.1:{}", admin.local_addr().port());
+    let out = wf_async(now, vec!["--url".into(), url.clone(), "list".into()]).await;
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stderr.contains("needs its token"), "{}", out.stderr);
+    let out = wf_async(now, vec!["--url".into(), url.clone(), "--token".into(), token, "list".into()]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("approval-1"), "{}", out.stdout);
+    // Errors are JSON, also for a route that does not exist.
+    let body = reqwest::get(format!("{url}/api/nothing")).await.unwrap();
+    assert_eq!(body.status(), 401, "unauthenticated requests learn nothing, not even which routes exist");
     admin.shutdown().await;
 }
 

@@ -65,6 +65,16 @@ pub enum IdError {
         /// The offending character.
         ch: u32,
     },
+    /// The id contains an invisible or direction-changing format character (a zero-width
+    /// space, a bidirectional override), which would make listings show something else
+    /// than the id.
+    #[error("{kind} contains the invisible format character U+{ch:04X}; use visible characters only")]
+    FormatCharacter {
+        /// Which id.
+        kind: &'static str,
+        /// The offending character.
+        ch: u32,
+    },
 }
 
 /// An invalid option value (a zero timeout, a backoff coefficient below 1, ...).

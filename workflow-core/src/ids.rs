@@ -48,7 +48,29 @@ pub fn validate_id(kind: &'static str, id: &str, max: usize) -> Result<(), IdErr
     if let Some(c) = id.chars().find(|c| c.is_control()) {
         return Err(IdError::ControlCharacter { kind, ch: c as u32 });
     }
+    if let Some(c) = id.chars().find(|c| is_invisible_format(*c)) {
+        return Err(IdError::FormatCharacter { kind, ch: c as u32 });
+    }
     Ok(())
+}
+
+/// Zero-width and bidirectional format characters (Unicode category Cf that render as
+/// nothing or reorder the text around them), and the other invisible separators.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}'                 // soft hyphen
+        | '\u{061C}'               // Arabic letter mark
+        | '\u{115F}' | '\u{1160}'   // Hangul fillers
+        | '\u{180E}'               // Mongolian vowel separator
+        | '\u{200B}'..='\u{200F}'  // zero-width space, joiners, LRM, RLM
+        | '\u{2028}'..='\u{202E}'  // line/paragraph separators, embeddings, overrides
+        | '\u{2060}'..='\u{206F}'  // word joiner, invisible operators, isolates
+        | '\u{3164}'               // Hangul filler
+        | '\u{FEFF}'               // zero-width no-break space (BOM)
+        | '\u{FFA0}'               // halfwidth Hangul filler
+        | '\u{FFF9}'..='\u{FFFB}'  // interlinear annotations
+        | '\u{E0000}'..='\u{E007F}' // tags
+    )
 }
 
 #[cfg(test)]
@@ -62,5 +84,12 @@ mod tests {
         let long = "x".repeat(1001);
         assert!(matches!(validate_id("workflow id", &long, 1000), Err(IdError::TooLong { len: 1001, .. })));
         assert!(matches!(validate_id("workflow id", "a\0b", 1000), Err(IdError::ControlCharacter { ch: 0, .. })));
+        for hostile in ["order\u{202E}1-gnp", "a\u{200B}b", "\u{2066}x\u{2069}", "x\u{FEFF}", "tag\u{E0041}"] {
+            assert!(
+                matches!(validate_id("workflow id", hostile, 1000), Err(IdError::FormatCharacter { .. })),
+                "{hostile:?}"
+            );
+        }
+        assert!(validate_id("workflow id", "café-東京-✓", 1000).is_ok(), "visible non-ASCII is fine");
     }
 }
