@@ -247,7 +247,7 @@ fn verify(case: &Case, label: &str, f: &mut Figures) {
 
 #[test]
 fn crash_at_every_write_and_at_random_times() {
-    crash_test(None, 2, 40, 110, 100);
+    crash_test(None, 2, 40, 300, 300);
 }
 
 /// The same on PostgreSQL.
@@ -324,7 +324,7 @@ fn crash_test(
     // A kill that lands after the run finished does not count, and how often that happens
     // depends on the machine's speed.
     let span = duration.as_millis() as u64 + 20;
-    for i in 0..200 {
+    for i in 0..400 {
         if i >= min_random && f.kill_points >= target {
             break;
         }

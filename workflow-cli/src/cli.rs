@@ -132,6 +132,7 @@ fn parse_status(s: &str) -> Result<RunStatus, String> {
 
 /// Runs `args`, returning what to print on stdout; `now` is used for ages and running times.
 pub async fn run(args: Args, now: Timestamp) -> Result<String, SourceError> {
+    check_id(&args.command)?;
     let source = match (&args.db, &args.url) {
         (Some(db), None) => Source::open_location(db).await?,
         (None, Some(url)) => Source::connect_with_token(url, args.token.clone())?,
@@ -144,8 +145,26 @@ pub async fn run(args: Args, now: Timestamp) -> Result<String, SourceError> {
     execute(&source, args.command, now).await
 }
 
+/// A malformed workflow id is a usage error (exit 2), found before any store is opened, so
+/// that `--db` and `--url` answer alike.
+fn check_id(command: &Command) -> Result<(), SourceError> {
+    if let Command::Describe { id, .. }
+    | Command::History { id, .. }
+    | Command::Attempts { id, .. }
+    | Command::Tree { id, .. }
+    | Command::Cancel { id, .. }
+    | Command::Terminate { id, .. }
+    | Command::Signal { id, .. } = command
+    {
+        workflow_core::validate_id("workflow id", id, workflow_core::Limits::default().max_id_bytes)
+            .map_err(|e| SourceError::Usage(e.to_string()))?;
+    }
+    Ok(())
+}
+
 /// Runs `command` against `source`, returning what to print on stdout.
 pub async fn execute(source: &Source, command: Command, now: Timestamp) -> Result<String, SourceError> {
+    check_id(&command)?;
     Ok(match command {
         Command::List { status, workflow_type, limit, json } => {
             let query = ListQuery { status, workflow_type, limit };

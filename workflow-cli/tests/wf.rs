@@ -137,6 +137,12 @@ async fn read_commands_print_the_same_through_db_and_url() {
     let refused = wf_async(now, vec!["--url".into(), url.clone(), "cancel".into(), "import-1".into()]).await;
     assert_eq!(refused.code, 3, "{refused:?}");
     assert!(refused.stderr.contains("read-only"), "{}", refused.stderr);
+    // An empty or invisible id is a usage error, the same through --db and --url.
+    for bad in ["", "a\u{202E}b"] {
+        let by_url = wf_async(now, vec!["--url".into(), url.clone(), "describe".into(), bad.into()]).await;
+        let by_db = wf(now, &["--db", &db, "describe", bad]);
+        assert_eq!((by_url.code, by_db.code), (2, 2), "{by_url:?} {by_db:?}");
+    }
     let missing = wf_async(now, vec!["--url".into(), url.clone(), "describe".into(), "nope".into()]).await;
     assert_eq!(missing.code, 1, "{missing:?}");
     assert_eq!(missing.stderr.trim(), r#"wf: workflow "nope" not found"#);
