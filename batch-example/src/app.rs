@@ -97,7 +97,7 @@ pub async fn run(args: Args, display: Display) -> anyhow::Result<ExitCode> {
     // A sled store is held by this process; the endpoint lets `wf` look at it while we run.
     let admin = serve_admin(&args, &client).await?;
 
-    let outcome = drive(&args, &client, &workflow_id, input, batch_dir, progress, &display).await;
+    let outcome = drive(&args, &running, &workflow_id, input, batch_dir, progress, &display).await;
     drop(admin);
     running.shutdown().await;
     if let Some(m) = mock {
@@ -154,6 +154,10 @@ async fn run_worker_only(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let code = tokio::select! {
+        e = running.failed() => {
+            eprintln!("The store {} failed: {e}; this worker stops.", args.db);
+            ExitCode::from(3)
+        }
         _ = finished => {
             eprintln!("Batch {:?} has finished; this worker stops.", args.workflow_id.as_deref().unwrap_or_default());
             ExitCode::SUCCESS
@@ -213,13 +217,14 @@ async fn start_worker(
 
 async fn drive(
     args: &Args,
-    client: &Client,
+    running: &workflow_core::RunningWorker,
     workflow_id: &str,
     input: PathBuf,
     batch_dir: PathBuf,
     progress: Progress,
     display: &Display,
 ) -> anyhow::Result<Outcome> {
+    let client = &running.client();
     let existing = match client.describe(workflow_id).await {
         Ok(d) => Some(d.info),
         Err(ControlError::NotFound { .. }) => None,
@@ -276,13 +281,25 @@ async fn drive(
         async move { display.show(progress, stop_rx).await }
     });
     let polled = tokio::spawn(poll_store(client.clone(), workflow_id.to_string(), run_id, progress));
+    let mut store_failed = None;
     let result = tokio::select! {
         r = handle.result() => Some(r),
+        e = running.failed() => {
+            store_failed = Some(e);
+            None
+        }
         _ = tokio::signal::ctrl_c() => None,
     };
     polled.abort();
     let _ = stop_tx.send(true);
     let _ = shown.await;
+    if let Some(e) = store_failed {
+        // A full disk or an I/O error: nothing after the failed write was acknowledged.
+        bail!(
+            "the store {} failed: {e}\nEverything acknowledged before is kept: fix the cause (free disk space) and run the same command to resume.",
+            args.db
+        );
+    }
     match result {
         None => Ok(Outcome::Interrupted),
         Some(Ok(summary)) => Ok(Outcome::Finished { summary: Box::new(summary), already_finished: false }),

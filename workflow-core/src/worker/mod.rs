@@ -221,6 +221,7 @@ impl Worker {
             run_locks: Mutex::new(HashMap::new()),
             shutdown: shutdown_rx,
             inflight: Mutex::new(JoinSet::new()),
+            fatal: watch::channel(None).0,
         });
         // Leases this identity's previous incarnation held (in a store where leases outlive
         // the process) are given up before polling, so that its tasks run again at once.
@@ -278,6 +279,8 @@ pub(crate) struct Inner {
     pub(crate) shutdown: watch::Receiver<bool>,
     /// Running tasks; aborted when the worker is dropped (as a crash would end them).
     inflight: Mutex<JoinSet<()>>,
+    /// Set when the store failed for good: the worker stopped (see `RunningWorker::failed`).
+    fatal: watch::Sender<Option<crate::error::StoreError>>,
 }
 
 fn inner_set(inner: &Inner) -> std::sync::MutexGuard<'_, JoinSet<()>> {
@@ -365,6 +368,19 @@ async fn poll_loop(inner: Arc<Inner>, queue: TaskQueue) {
         let now = inner.clock.now();
         let leased = match inner.store.lease_tasks(queue, now, granted.len(), &inner.options.identity).await {
             Ok(v) => v,
+            Err(e) if is_fatal(&e) => {
+                // The store takes no more work (a failed flush: a full disk, an I/O error).
+                // Retrying would only log the same error forever: stop, and say why.
+                tracing::error!(error = %e, ?queue, "the store failed; this worker stops");
+                inner.fatal.send_if_modified(|f| {
+                    let first = f.is_none();
+                    if first {
+                        *f = Some(e.clone());
+                    }
+                    first
+                });
+                return;
+            }
             Err(e) => {
                 warn!(error = %e, ?queue, "leasing tasks failed; retrying");
                 inner.clock.sleep(inner.options.poll_interval).await;
@@ -394,6 +410,12 @@ async fn poll_loop(inner: Arc<Inner>, queue: TaskQueue) {
             _ = shutdown.changed() => return,
         }
     }
+}
+
+/// Whether a store error means the store takes no more work: a backend failure it marks as
+/// not retryable (sled after a failed flush, PostgreSQL refusing the credentials).
+fn is_fatal(e: &crate::error::StoreError) -> bool {
+    matches!(e, crate::error::StoreError::Backend { retryable: false, .. })
 }
 
 /// Runs a leased task in the background, holding `permit` (a slot of its queue) until done.
@@ -472,6 +494,22 @@ impl RunningWorker {
     /// The worker's identity.
     pub fn identity(&self) -> &str {
         &self.inner.options.identity
+    }
+
+    /// Resolves when the worker stopped because its store failed for good (a write could
+    /// not be made durable: a full disk, an I/O error), with that error. An application
+    /// waiting for results should wait for this too, and exit with the error instead of
+    /// waiting forever; after the cause is fixed, reopening the store resumes everything.
+    pub async fn failed(&self) -> crate::error::StoreError {
+        let mut rx = self.inner.fatal.subscribe();
+        loop {
+            if let Some(e) = rx.borrow_and_update().clone() {
+                return e;
+            }
+            if rx.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
     }
 
     /// Stops leasing, lets running work finish (activity attempts get the grace period, then
