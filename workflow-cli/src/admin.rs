@@ -153,6 +153,7 @@ impl AdminServer {
             .route("/api/runs/:id/terminate", post(terminate))
             .route("/api/runs/:id/signal", post(signal))
             .fallback(not_found)
+            .method_not_allowed_fallback(method_not_allowed)
             .layer(axum::middleware::from_fn_with_state(state.clone(), authenticate))
             .with_state(state)
     }
@@ -194,6 +195,14 @@ impl AdminServer {
         });
         Ok(AdminHandle { local_addr, stop: Some(tx), task, token })
     }
+}
+
+async fn method_not_allowed() -> Response {
+    let body = ApiError {
+        code: "method_not_allowed".into(),
+        message: "this route does not take that method (reads are GET, cancel/terminate/signal are POST)".into(),
+    };
+    (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response()
 }
 
 async fn not_found() -> Response {

@@ -236,6 +236,18 @@ async fn an_endpoint_beyond_loopback_needs_the_token_for_reads_too() {
     // Errors are JSON, also for a route that does not exist.
     let body = reqwest::get(format!("{url}/api/nothing")).await.unwrap();
     assert_eq!(body.status(), 401, "unauthenticated requests learn nothing, not even which routes exist");
+    let http = reqwest::Client::new();
+    for (method, path, status) in [("GET", "/api/nothing", 404), ("DELETE", "/api/runs", 405)] {
+        let r = http
+            .request(method.parse().unwrap(), format!("{url}{path}"))
+            .bearer_auth(admin.token().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status, "{method} {path}");
+        let body: serde_json::Value = r.json().await.expect("a JSON error body");
+        assert!(body["code"].is_string() && body["message"].is_string(), "{body}");
+    }
     admin.shutdown().await;
 }
 
