@@ -29,13 +29,7 @@ fn command(dir: &Path) -> Command {
 
 fn run_to_end(dir: &Path, extra: &[&str]) -> Output {
     let out = command(dir).args(extra).output().expect("the binary runs");
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out);
     out
 }
 

@@ -82,7 +82,7 @@ fn a_full_disk_stops_the_batch_promptly_and_the_same_command_resumes_it() {
         .env("RUST_LOG", "error")
         .output()
         .unwrap();
-    assert!(gen.status.success(), "{}", String::from_utf8_lossy(&gen.stderr));
+    common::assert_success(&gen);
     let input = reference.join("sample-users-20000.csv");
     let expected = common::chunk_files(&reference.join("batch-full"));
 
@@ -98,7 +98,7 @@ fn a_full_disk_stops_the_batch_promptly_and_the_same_command_resumes_it() {
 
     disk.resize("64m");
     let second = batch(&db, &out, &input);
-    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
+    common::assert_success(&second);
     let summary = common::summary(&second);
     assert_eq!(summary["status"], "completed", "{summary}");
     assert_eq!(common::chunk_files(&out.join("batch-full")), expected, "the output equals an uninterrupted run's");

@@ -1,5 +1,7 @@
 //! Helpers shared by the batch example's process-level tests.
 
+#![allow(dead_code)] // each test binary uses some of them
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Output;
@@ -23,4 +25,15 @@ pub(crate) fn chunk_files(batch_dir: &Path) -> BTreeMap<String, Vec<serde_json::
 /// The `--json` summary a run printed.
 pub(crate) fn summary(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Fails the test, showing both streams, unless the run succeeded.
+pub(crate) fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
