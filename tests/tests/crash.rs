@@ -324,7 +324,7 @@ fn crash_test(
     // A kill that lands after the run finished does not count, and how often that happens
     // depends on the machine's speed.
     let span = duration.as_millis() as u64 + 20;
-    for i in 0..400 {
+    for i in 0..1_000 {
         if i >= min_random && f.kill_points >= target {
             break;
         }

@@ -155,6 +155,19 @@ pub enum StoreError {
         /// The version this build reads.
         supported: u32,
     },
+    /// The store holds fewer commits than it once made durable: acknowledged writes are gone
+    /// (a data file deleted, truncated, rolled back to an older copy, or damaged).
+    #[error(
+        "store at {path} has lost acknowledged writes: it holds {found} commits, but {expected} were made durable (a data file deleted, truncated, replaced by an older copy, or damaged); restore it from a backup, or, to open what is left anyway, move {path}/high-water aside"
+    )]
+    LostWrites {
+        /// The store's path.
+        path: String,
+        /// Commits the store holds.
+        found: u64,
+        /// Commits its high-water mark says were durable.
+        expected: u64,
+    },
     /// The store is held by another process.
     #[error(
         "store at {path} is in use by another process; stop it, or inspect it through that process's admin endpoint"

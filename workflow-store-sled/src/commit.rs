@@ -16,6 +16,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::highwater::{HighWater, COMMITS_KEY};
+
 use tokio::sync::{oneshot, watch, Notify};
 use workflow_core::StoreError;
 
@@ -168,11 +170,13 @@ impl Committer {
         durability: Durability,
         delay: Duration,
         next_seq_no: u64,
+        commits: u64,
+        high_water: HighWater,
     ) -> Result<Committer, StoreError> {
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name("sled-committer".into())
-            .spawn(move || Loop { s, syncer, durability, delay, next_seq_no, dirty: false }.run())
+            .spawn(move || Loop { s, syncer, durability, delay, next_seq_no, dirty: false, commits, high_water }.run())
             .map_err(|e| io_error("could not start the store's committer thread", &e))?;
         Ok(Committer { shared, thread: Some(thread) })
     }
@@ -196,6 +200,10 @@ struct Loop {
     next_seq_no: u64,
     /// Relaxed mode: applied writes not flushed yet.
     dirty: bool,
+    /// The number of the last commit batch (persisted in each batch).
+    commits: u64,
+    /// Where durable commit numbers are recorded (see `highwater`).
+    high_water: HighWater,
 }
 
 impl Loop {
@@ -218,6 +226,9 @@ impl Loop {
                 last_flush = Instant::now();
             }
             if stop {
+                if let Err(e) = self.high_water.sync() {
+                    tracing::warn!(error = %e, "syncing the high-water mark failed");
+                }
                 return;
             }
         }
@@ -300,7 +311,9 @@ impl Loop {
     /// periodic flush), then publishes its task changes.
     fn write(&mut self, group: Group, ops: u64) -> Result<(), StoreError> {
         let s = self.s.clone();
-        let (batch, changes) = group.into_batch();
+        let (mut batch, changes) = group.into_batch();
+        self.commits += 1;
+        batch.insert(COMMITS_KEY, &self.commits.to_be_bytes());
         let gen = s.applied.fetch_add(1, Ordering::SeqCst) + 1;
         s.counters.writes.fetch_add(1, Ordering::Relaxed);
         s.counters.ops.fetch_add(ops, Ordering::Relaxed);
@@ -328,6 +341,10 @@ impl Loop {
         self.s.db.flush().map_err(backend)?;
         self.syncer.sync().map_err(|e| io_error("syncing the store's files to disk failed", &e))?;
         self.dirty = false;
+        // Everything up to `commits` is durable now: the mark may say so.
+        if let Err(e) = self.high_water.record(self.commits) {
+            tracing::warn!(error = %e, "recording the high-water mark failed");
+        }
         Ok(())
     }
 }

@@ -96,6 +96,7 @@
 mod codec;
 mod commit;
 mod config;
+mod highwater;
 mod keys;
 mod ops;
 mod overlay;
@@ -232,8 +233,34 @@ impl SledStore {
                 }
             }
         };
-        check_version(&db, &path_str)?;
         let tree = db.open_tree(RECORDS).map_err(backend)?;
+        let commits = match tree.get(highwater::COMMITS_KEY).map_err(backend)? {
+            Some(v) if v.len() == 8 => u64::from_be_bytes(v.as_ref().try_into().expect("8 bytes")),
+            Some(_) => {
+                return Err(StoreError::Corrupt {
+                    key: format!("{path_str} (record ~commits)"),
+                    reason: "the commit counter is not 8 bytes".into(),
+                })
+            }
+            None => 0,
+        };
+        let (high_water, found) = highwater::HighWater::open(&b.path)
+            .map_err(|e| io_error(&format!("cannot open {}/{}", path_str, highwater::FILE), &e))?;
+        match found {
+            highwater::Found::Mark(mark) if mark > commits => {
+                return Err(StoreError::LostWrites { path: path_str, found: commits, expected: mark });
+            }
+            highwater::Found::Damaged(why) => {
+                return Err(StoreError::Corrupt {
+                    key: format!("{path_str}/{}", highwater::FILE),
+                    reason: format!(
+                        "the high-water mark cannot be read ({why}); if the store itself is intact, move that file aside to open it"
+                    ),
+                });
+            }
+            _ => {}
+        }
+        check_version(&db, &path_str)?;
         let (state, recovery, next_seq_no) = recover(&tree)?;
         if recovery.lost_leases > 0 {
             tracing::info!(lost_leases = recovery.lost_leases, "tasks leased by a previous process are visible again");
@@ -243,7 +270,15 @@ impl SledStore {
         let syncer = Syncer::new(&b.path).map_err(|e| io_error("syncing the store's files failed", &e))?;
         let instance = uuid::Uuid::new_v4().to_string();
         let shared = Arc::new(Shared::new(db, tree, state, instance));
-        let committer = Committer::start(shared.clone(), syncer, b.durability, b.group_commit_delay, next_seq_no)?;
+        let committer = Committer::start(
+            shared.clone(),
+            syncer,
+            b.durability,
+            b.group_commit_delay,
+            next_seq_no,
+            commits,
+            high_water,
+        )?;
         let sweeper = match (b.retention, b.sweep_interval()) {
             (Some(keep), Some(every)) => Some(Sweeper::start(shared.clone(), keep, every)),
             _ => None,
@@ -278,6 +313,9 @@ impl SledStore {
         let mut s = StoreStats::default();
         for k in self.shared.tree.iter().keys() {
             let k = k.map_err(backend)?;
+            if k.as_ref() == highwater::COMMITS_KEY {
+                continue; // bookkeeping, not a record
+            }
             s.keys += 1;
             match k.first() {
                 Some(&keys::RUN) => s.runs += 1,
