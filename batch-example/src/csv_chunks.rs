@@ -580,6 +580,29 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 96, ..Default::default() })]
+
+        /// Any bytes as an input file: the loader and the chunk reader answer with chunks or a
+        /// typed error, never a panic.
+        #[test]
+        fn arbitrary_files_never_panic_the_loader(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048)) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("fuzz.csv");
+            let mut text = b"id,name,email,country\n".to_vec();
+            text.extend_from_slice(&bytes);
+            std::fs::write(&path, &text).unwrap();
+            for raw in [&bytes[..], &text[..]] {
+                std::fs::write(&path, raw).unwrap();
+                if let Ok(r) = load_chunks_limited(&path, 3, 256, |_| {}) {
+                    for c in &r.chunks {
+                        let _ = read_chunk(c);
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn missing_file_is_not_retryable() {
         let err = load_chunks(Path::new("/nonexistent/users.csv"), 10, |_| {}).unwrap_err();

@@ -340,3 +340,27 @@ fn open_raw(path: &std::path::Path) -> sled::Db {
     }
     sled::open(path).expect("the store released its lock within 2 s")
 }
+
+mod decoders {
+    use proptest::prelude::*;
+
+    use crate::codec::{decode, LeaseMarker, RunRecord};
+    use workflow_core::store::{AttemptRecord, Task};
+    use workflow_core::Event;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// Whatever bytes a damaged store holds, decoding them is an error or a value, never a
+        /// panic (and never an allocation the size of a length prefix it claims).
+        #[test]
+        fn arbitrary_bytes_never_panic_a_record_decoder(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            let key = || "fuzz".to_string();
+            let _ = decode::<RunRecord>(key, &bytes);
+            let _ = decode::<Event>(key, &bytes);
+            let _ = decode::<Task>(key, &bytes);
+            let _ = decode::<AttemptRecord>(key, &bytes);
+            let _ = decode::<LeaseMarker>(key, &bytes);
+        }
+    }
+}

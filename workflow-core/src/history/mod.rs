@@ -114,3 +114,27 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod decoder_fuzz {
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// Exported or stored history JSON, however damaged, decodes to an error or a value,
+        /// never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic_the_history_decoder(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            let _ = serde_json::from_slice::<super::Event>(&bytes);
+            let _ = serde_json::from_slice::<Vec<super::Event>>(&bytes);
+        }
+
+        /// Text that looks like JSON gets further into the decoder.
+        #[test]
+        fn arbitrary_json_never_panics_the_history_decoder(s in r#"[\[\]{}":,0-9a-zA-Z_ ]{0,200}"#) {
+            let _ = serde_json::from_str::<super::Event>(&s);
+            let _ = serde_json::from_str::<Vec<super::Event>>(&s);
+        }
+    }
+}
