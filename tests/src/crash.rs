@@ -5,21 +5,14 @@
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use futures::future::join_all;
-use tokio::sync::Notify;
-use workflow_core::history::Event;
-use workflow_core::store::{
-    AppendOutcome, AppendRequest, AttemptRecord, LeaseToken, LeasedTask, NewRun, PendingTask, RunFilter, RunInfo,
-    Store, TaskKey, TaskQueue,
-};
+use workflow_core::store::Store;
+use workflow_core::testing::CountingStore;
 use workflow_core::{
-    Activity, ActivityContext, ActivityError, ActivityOptions, EventId, Payload, RetryPolicy, RunId, StoreError,
-    Timestamp, Workflow, WorkflowContext, WorkflowError,
+    Activity, ActivityContext, ActivityError, ActivityOptions, RetryPolicy, Workflow, WorkflowContext, WorkflowError,
 };
 
 /// The store's directory inside a crash test directory.
@@ -163,103 +156,10 @@ pub fn expected(kind: Kind, n: u64) -> u64 {
 
 /// A store that counts durable writes (`create_run`, `append`) and aborts the process right
 /// after the `kill_after`-th one returned, before its caller sees the result.
-pub struct KillSwitch {
-    inner: Arc<dyn Store>,
-    writes: AtomicU64,
-    kill_after: Option<u64>,
-}
-
-impl KillSwitch {
-    /// Wraps `inner`.
-    pub fn new(inner: Arc<dyn Store>, kill_after: Option<u64>) -> Self {
-        KillSwitch { inner, writes: AtomicU64::new(0), kill_after }
-    }
-
-    /// Durable writes so far.
-    pub fn writes(&self) -> u64 {
-        self.writes.load(Ordering::SeqCst)
-    }
-
-    fn wrote(&self) {
-        let n = self.writes.fetch_add(1, Ordering::SeqCst) + 1;
-        if self.kill_after == Some(n) {
+pub fn kill_switch(inner: Arc<dyn Store>, kill_after: Option<u64>) -> CountingStore {
+    CountingStore::new(inner).after_write(move |n| {
+        if kill_after == Some(n) {
             std::process::abort();
         }
-    }
-}
-
-#[async_trait]
-impl Store for KillSwitch {
-    async fn create_run(&self, run: NewRun) -> Result<(), StoreError> {
-        self.inner.create_run(run).await?;
-        self.wrote();
-        Ok(())
-    }
-
-    async fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError> {
-        let out = self.inner.append(req).await?;
-        self.wrote();
-        Ok(out)
-    }
-
-    async fn lease_tasks(
-        &self,
-        queue: TaskQueue,
-        now: Timestamp,
-        max: usize,
-        owner: &str,
-    ) -> Result<Vec<LeasedTask>, StoreError> {
-        self.inner.lease_tasks(queue, now, max, owner).await
-    }
-
-    async fn next_due(&self, queue: TaskQueue) -> Result<Option<Timestamp>, StoreError> {
-        self.inner.next_due(queue).await
-    }
-
-    async fn heartbeat(
-        &self,
-        key: &TaskKey,
-        token: LeaseToken,
-        details: Option<Payload>,
-        now: Timestamp,
-        until: Timestamp,
-    ) -> Result<(), StoreError> {
-        self.inner.heartbeat(key, token, details, now, until).await
-    }
-
-    async fn read_history(&self, run_id: &RunId, after: EventId) -> Result<Vec<Event>, StoreError> {
-        self.inner.read_history(run_id, after).await
-    }
-
-    async fn get_run(&self, run_id: &RunId) -> Result<Option<RunInfo>, StoreError> {
-        self.inner.get_run(run_id).await
-    }
-
-    async fn current_run(&self, workflow_id: &str) -> Result<Option<RunInfo>, StoreError> {
-        self.inner.current_run(workflow_id).await
-    }
-
-    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunInfo>, StoreError> {
-        self.inner.list_runs(filter).await
-    }
-
-    async fn list_tasks(&self, run_id: &RunId) -> Result<Vec<PendingTask>, StoreError> {
-        self.inner.list_tasks(run_id).await
-    }
-
-    async fn list_attempts(&self, run_id: &RunId) -> Result<Vec<AttemptRecord>, StoreError> {
-        self.inner.list_attempts(run_id).await
-    }
-
-    async fn delete_closed_before(&self, before: Timestamp) -> Result<usize, StoreError> {
-        self.inner.delete_closed_before(before).await
-    }
-
-    async fn release_leases_of(&self, owner: &str, now: Timestamp) -> Result<usize, StoreError> {
-        self.inner.release_leases_of(owner, now).await
-    }
-
-    fn notifier(&self) -> Option<Arc<Notify>> {
-        self.inner.notifier()
-    }
+    })
 }

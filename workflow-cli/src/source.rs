@@ -170,7 +170,7 @@ impl Source {
 
     /// Talks to the admin endpoint at `url` (`http://127.0.0.1:PORT`).
     pub fn connect(url: &str) -> Result<Source, SourceError> {
-        Ok(Source::Http(HttpSource::new(url)?))
+        Source::connect_with_token(url, None)
     }
 
     /// Talks to the admin endpoint at `url` with a bearer token.

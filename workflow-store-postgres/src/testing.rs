@@ -142,7 +142,8 @@ pub struct Cluster {
     dir: PathBuf,
     port: u16,
     as_postgres: bool,
-    watchdog: Child,
+    /// Stops the server when this process exits (see `start`).
+    watchdog: Option<Child>,
 }
 
 impl Cluster {
@@ -165,7 +166,7 @@ impl Cluster {
         std::fs::create_dir_all(&dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
         let data = dir.join("data");
         let port = free_port()?;
-        let mut cluster = Cluster { pg_ctl, data, dir, port, as_postgres, watchdog: spawn_placeholder()? };
+        let mut cluster = Cluster { pg_ctl, data, dir, port, as_postgres, watchdog: None };
         if as_postgres {
             cluster.sh(&format!("chown postgres {}", sh_quote(&cluster.dir)), false)?;
         }
@@ -177,14 +178,15 @@ impl Cluster {
         // closes: when this process exits, whatever way it does.
         let stop = cluster.stop_command();
         let cleanup = format!("read _; {stop}; rm -rf {}", sh_quote(&cluster.dir));
-        let _ = cluster.watchdog.kill();
-        cluster.watchdog = Command::new("sh")
-            .args(["-c", &cleanup])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start the watchdog: {e}"))?;
+        cluster.watchdog = Some(
+            Command::new("sh")
+                .args(["-c", &cleanup])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| format!("cannot start the watchdog: {e}"))?,
+        );
         cluster.start_server()?;
         Ok(cluster)
     }
@@ -250,12 +252,10 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         let _ = self.sh(&self.stop_command(), false);
         let _ = std::fs::remove_dir_all(&self.dir);
-        let _ = self.watchdog.kill();
+        if let Some(w) = self.watchdog.as_mut() {
+            let _ = w.kill();
+        }
     }
-}
-
-fn spawn_placeholder() -> Result<Child, String> {
-    Command::new("true").spawn().map_err(|e| format!("cannot run true: {e}"))
 }
 
 fn url_of(config: &tokio_postgres::Config) -> String {

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tests::crash::{
-    acks_path, append_line, execs_path, store_path, KillSwitch, Kind, Parallel, Parent, Sequential, Step, WORKLOAD,
+    acks_path, append_line, execs_path, kill_switch, store_path, Kind, Parallel, Parent, Sequential, Step, WORKLOAD,
 };
 use workflow_core::store::Store;
 use workflow_core::{Client, StartOptions, Worker, WorkerOptions, Workflow};
@@ -70,7 +70,7 @@ async fn main() -> anyhow::Result<()> {
                 (Arc::new(sled), recovered)
             }
         };
-    let store = Arc::new(KillSwitch::new(inner, kill_after));
+    let store = Arc::new(kill_switch(inner, kill_after));
     let mut worker = Worker::new(store.clone(), WorkerOptions::default().identity("crash-harness"));
     worker.register_workflow::<Sequential>()?;
     worker.register_workflow::<Parallel>()?;
@@ -92,6 +92,6 @@ async fn main() -> anyhow::Result<()> {
         r?;
     }
     worker.shutdown().await;
-    println!("writes={} lost_leases={recovered}", store.writes());
+    println!("writes={} lost_leases={recovered}", store.durable_writes());
     Ok(())
 }

@@ -70,12 +70,37 @@ struct Counters {
 pub struct CountingStore {
     inner: Arc<dyn Store>,
     n: Counters,
+    /// `create_run` and `append` calls that returned `Ok`.
+    durable: AtomicU64,
+    after_write: Option<AfterWrite>,
 }
+
+type AfterWrite = Box<dyn Fn(u64) + Send + Sync>;
 
 impl CountingStore {
     /// Counts the calls made to `inner`.
     pub fn new(inner: Arc<dyn Store>) -> Self {
-        CountingStore { inner, n: Counters::default() }
+        CountingStore { inner, n: Counters::default(), durable: AtomicU64::new(0), after_write: None }
+    }
+
+    /// Calls `hook` with the running count after each durable write (a `create_run` or an
+    /// `append` that returned `Ok`), before its caller sees the result: crash tests abort
+    /// the process there.
+    pub fn after_write(mut self, hook: impl Fn(u64) + Send + Sync + 'static) -> Self {
+        self.after_write = Some(Box::new(hook));
+        self
+    }
+
+    /// Durable writes so far: `create_run` and `append` calls that returned `Ok`.
+    pub fn durable_writes(&self) -> u64 {
+        self.durable.load(Ordering::SeqCst)
+    }
+
+    fn wrote(&self) {
+        let n = self.durable.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(hook) = &self.after_write {
+            hook(n);
+        }
     }
 
     /// The counts so far.
@@ -101,13 +126,16 @@ fn bump(a: &AtomicU64, by: u64) {
 impl Store for CountingStore {
     async fn create_run(&self, run: NewRun) -> Result<(), StoreError> {
         bump(&self.n.creates, 1);
-        self.inner.create_run(run).await
+        self.inner.create_run(run).await?;
+        self.wrote();
+        Ok(())
     }
 
     async fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError> {
         bump(&self.n.appends, 1);
         let out = self.inner.append(req).await?;
         bump(&self.n.eager_leases, out.leased.len() as u64);
+        self.wrote();
         Ok(out)
     }
 
