@@ -34,6 +34,7 @@
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod admin;
 pub mod cli;
@@ -41,3 +42,8 @@ pub mod location;
 pub mod model;
 pub mod render;
 pub mod source;
+
+/// The README's examples, compiled and run as doctests so that what crates.io shows works.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

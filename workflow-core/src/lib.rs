@@ -50,6 +50,7 @@
 //!
 //! See the guide (`book/`) for concepts, the batch example, storage and operations.
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod activity;
 mod client;
@@ -85,3 +86,8 @@ pub use workflow::{
     ActivityFuture, Cancelled, CancelledFuture, ChildFuture, ChildWorkflowOptions, Elapsed, Query, Signal,
     SignalFuture, TimerFuture, Workflow, WorkflowContext, WorkflowError,
 };
+
+/// The README's examples, compiled and run as doctests so that what crates.io shows works.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

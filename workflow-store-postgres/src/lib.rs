@@ -48,6 +48,7 @@
 //! - **Passwords** never appear in errors or logs: errors name `user@host:port/database`.
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod connect;
 mod group;
@@ -650,3 +651,8 @@ impl Store for PostgresStore {
         Some(self.shared.closed.subscribe())
     }
 }
+
+/// The README's examples, compiled and run as doctests so that what crates.io shows works.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -92,6 +92,7 @@
 //! with the version that wrote it), and an unreadable record gives [`StoreError::Corrupt`]
 //! naming the record and its run.
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod codec;
 mod commit;
@@ -536,3 +537,8 @@ impl Store for SledStore {
 
 #[cfg(test)]
 mod tests;
+
+/// The README's examples, compiled and run as doctests so that what crates.io shows works.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
