@@ -26,4 +26,17 @@ for c in "${crates[@]}"; do
   crate_file="$(ls target/package/"$c"-*.crate)"
   printf '%-26s %4d files %8s bytes compressed\n' "$c" "$(wc -l <<<"$files")" "$(stat -c %s "$crate_file")"
 done
+# rust-version must not promise less than the locked dependencies need (no older toolchain
+# can be installed here to try it, so compare the declared rust-version of every package).
+cargo metadata --format-version 1 --locked | python3 -c '
+import json, sys
+m = json.load(sys.stdin)
+def v(s): return tuple(int(x) for x in s.split("."))[:2]
+ours = {p["name"]: p["rust_version"] for p in m["packages"] if p["name"] in sys.argv[1:]}
+need = max((v(p["rust_version"]), p["name"]) for p in m["packages"] if p.get("rust_version") and p["name"] not in ours)
+for name, rv in ours.items():
+    if rv is None or v(rv) < need[0]:
+        sys.exit(f"{name}: rust-version {rv} is below {need[0][0]}.{need[0][1]}, which {need[1]} needs")
+print(f"rust-version {set(ours.values())} covers every locked dependency (highest: {need[1]} {need[0][0]}.{need[0][1]})")
+' "${crates[@]}" || status=1
 exit "$status"
