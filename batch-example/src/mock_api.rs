@@ -90,7 +90,7 @@ fn fnv1a(s: &str) -> u64 {
 pub fn behaviour(id: &str, failure_rate: f64) -> Behaviour {
     let h = fnv1a(id);
     if ((h % 10_000) as f64) < failure_rate * 10_000.0 {
-        if (h >> 32) % 2 == 0 {
+        if (h >> 32).is_multiple_of(2) {
             Behaviour::Unavailable
         } else {
             Behaviour::Garbage

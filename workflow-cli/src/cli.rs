@@ -134,7 +134,7 @@ fn parse_status(s: &str) -> Result<RunStatus, String> {
 pub async fn run(args: Args, now: Timestamp) -> Result<String, SourceError> {
     check_id(&args.command)?;
     let source = match (&args.db, &args.url) {
-        (Some(db), None) => Source::open_location(db).await?,
+        (Some(db), None) => Source::open_location(db, args.command.writes()).await?,
         (None, Some(url)) => Source::connect_with_token(url, args.token.clone())?,
         _ => {
             return Err(SourceError::Usage(
@@ -143,6 +143,14 @@ pub async fn run(args: Args, now: Timestamp) -> Result<String, SourceError> {
         }
     };
     execute(&source, args.command, now).await
+}
+
+impl Command {
+    /// Whether the command changes runs (cancel, terminate, signal); the others only read,
+    /// and write nothing to the store they read.
+    pub fn writes(&self) -> bool {
+        matches!(self, Command::Cancel { .. } | Command::Terminate { .. } | Command::Signal { .. })
+    }
 }
 
 /// A malformed workflow id is a usage error (exit 2), found before any store is opened, so

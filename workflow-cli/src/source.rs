@@ -148,21 +148,32 @@ pub enum Source {
 }
 
 impl Source {
-    /// Opens the sled store at `path`. A store held by another process gives
-    /// [`SourceError::InUse`]; a missing one gives [`SourceError::Usage`] (opening would
-    /// create an empty store).
+    /// Opens the sled store at `path` for reading: a private copy of it
+    /// ([`SledStore::open_snapshot`]), so that nothing in `path` is written, not even the
+    /// files sled rewrites when it opens a store. A store held by another process gives
+    /// [`SourceError::InUse`]; a missing one gives [`SourceError::Usage`].
     pub fn open_db(path: &Path) -> Result<Source, SourceError> {
+        match SledStore::open_snapshot(path) {
+            Ok(store) => Ok(Source::Direct(Client::new(Arc::new(store)))),
+            Err(StoreError::NotFound { .. }) => Err(SourceError::Usage(format!("no store at {}", path.display()))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Opens the sled store at `path` itself, to change runs (cancel, terminate, signal).
+    pub fn open_db_for_writes(path: &Path) -> Result<Source, SourceError> {
         if !path.exists() {
             return Err(SourceError::Usage(format!("no store at {}", path.display())));
         }
-        let store = SledStore::open(path)?;
-        Ok(Source::Direct(Client::new(Arc::new(store))))
+        Ok(Source::Direct(Client::new(Arc::new(SledStore::open(path)?))))
     }
 
-    /// Opens the store at `location`: a sled folder as [`Source::open_db`] does, or a
-    /// PostgreSQL store (shared with any workers using it).
-    pub async fn open_location(location: &StoreLocation) -> Result<Source, SourceError> {
+    /// Opens the store at `location`: a sled folder as [`Source::open_db`] does (or
+    /// [`Source::open_db_for_writes`] when `writes`), or a PostgreSQL store (shared with any
+    /// workers using it; reading it writes nothing).
+    pub async fn open_location(location: &StoreLocation, writes: bool) -> Result<Source, SourceError> {
         match location {
+            StoreLocation::Sled(path) if writes => Source::open_db_for_writes(path),
             StoreLocation::Sled(path) => Source::open_db(path),
             StoreLocation::Postgres(_) => Ok(Source::Direct(Client::new(location.open().await?))),
         }

@@ -80,6 +80,25 @@ fn read_commands() -> Vec<(Vec<&'static str>, Vec<&'static str>)> {
     ]
 }
 
+/// Every file under `dir` with its bytes and modification time.
+fn files(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let path = e.unwrap().path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else {
+            out.push((
+                path.clone(),
+                std::fs::read(&path).unwrap(),
+                std::fs::metadata(&path).unwrap().modified().unwrap(),
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
 fn check(args: &[&str], out: &Output, expected: &[&str]) {
     assert_eq!(out.code, 0, "wf {args:?} failed: {}", out.stderr);
     for e in expected {
@@ -92,6 +111,7 @@ async fn read_commands_print_the_same_through_db_and_url() {
     let dir = tempfile::tempdir().unwrap();
     let now = build_store(dir.path()).await;
     let db = store_path(dir.path()).display().to_string();
+    let before = files(&store_path(dir.path()));
 
     let mut by_db = Vec::new();
     for (cmd, expected) in read_commands() {
@@ -102,6 +122,15 @@ async fn read_commands_print_the_same_through_db_and_url() {
         check(&args, &out, &expected);
         by_db.push(out);
     }
+    // Reading wrote nothing: every file of the store has its bytes and modification time.
+    assert!(before.len() >= 3, "{before:?}");
+    assert!(files(&store_path(dir.path())) == before, "a read-only wf --db command changed the store's files");
+    // A store that is not there is a usage error, and is not created.
+    let missing = dir.path().join("no-store-here");
+    let out = wf(now, &["--db", &missing.display().to_string(), "list"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(!missing.exists());
+
     let list = &by_db[0].stdout;
     assert_eq!(list.lines().count(), 6, "a header and five runs:\n{list}");
     assert_eq!(by_db[3].stdout.lines().count(), 3, "--limit 2:\n{}", by_db[3].stdout);

@@ -49,7 +49,11 @@ pub(crate) fn decode<T: DeserializeOwned>(key: impl FnOnce() -> String, bytes: &
 pub(crate) fn backend(e: sled::Error) -> StoreError {
     match e {
         sled::Error::Corruption { at, .. } => {
-            StoreError::Corrupt { key: format!("sled storage at {at:?}"), reason: "sled reports corruption".into() }
+            let at = at.map_or_else(|| "an unknown position".to_string(), |at| format!("{at:?}"));
+            StoreError::Corrupt {
+                key: format!("sled log entry at {at}"),
+                reason: "sled found the entry damaged; restore the store from a backup".into(),
+            }
         }
         sled::Error::Io(io) => io_error("sled I/O error", &io),
         other => StoreError::Backend { reason: format!("sled: {other}"), retryable: false },

@@ -103,6 +103,7 @@ mod ops;
 mod overlay;
 mod read;
 mod retention;
+mod snapshot;
 mod state;
 mod sync;
 
@@ -185,6 +186,8 @@ pub struct SledStore {
     closed: tokio::sync::broadcast::Sender<RunId>,
     path: PathBuf,
     recovery: Recovery,
+    /// The private copy a snapshot was opened on, deleted when the store is dropped.
+    _snapshot: Option<tempfile::TempDir>,
 }
 
 impl SledStore {
@@ -192,6 +195,36 @@ impl SledStore {
     /// runs kept forever.
     pub fn open(path: impl AsRef<Path>) -> Result<SledStore, StoreError> {
         SledStoreBuilder::new(path).open()
+    }
+
+    /// Opens a private copy of the store at `path`, for inspection: nothing in `path` is
+    /// written, not even the files sled rewrites whenever it opens a database. The store's
+    /// files are copied to a temporary folder (as much space as the store takes) while the
+    /// store's lock is held, and the copy is opened; whatever is done to the returned store
+    /// (a write, a recovery) happens to the copy and is deleted with it when it is dropped.
+    ///
+    /// A store another process holds gives [`StoreError::InUse`] (its files are changing);
+    /// a folder with no store in it gives [`StoreError::NotFound`]. The copy is checked as
+    /// [`SledStore::open`] checks a store, so damage and lost writes are reported the same
+    /// way. `TMPDIR` chooses where the copy goes.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("workflows");
+    /// # drop(workflow_store_sled::SledStore::open(&path)?);
+    /// use workflow_store_sled::SledStore;
+    /// let snapshot = SledStore::open_snapshot(&path)?; // `path` is left exactly as it was
+    /// assert_ne!(snapshot.path(), path.as_path());
+    /// # Ok(()) }
+    /// ```
+    pub fn open_snapshot(path: impl AsRef<Path>) -> Result<SledStore, StoreError> {
+        let path = path.as_ref();
+        let copy = snapshot::copy(path)?;
+        let mut store =
+            SledStoreBuilder::new(copy.path()).open().map_err(|e| snapshot::about_original(e, copy.path(), path))?;
+        store._snapshot = Some(copy);
+        Ok(store)
     }
 
     /// Options for opening a store at `path`.
@@ -261,8 +294,8 @@ impl SledStore {
             }
             _ => {}
         }
-        check_version(&db, &path_str)?;
-        let (state, recovery, next_seq_no) = recover(&tree)?;
+        check_version(&db, &path_str).map_err(|e| in_store(e, &path_str))?;
+        let (state, recovery, next_seq_no) = recover(&tree).map_err(|e| in_store(e, &path_str))?;
         if recovery.lost_leases > 0 {
             tracing::info!(lost_leases = recovery.lost_leases, "tasks leased by a previous process are visible again");
         }
@@ -291,12 +324,19 @@ impl SledStore {
             closed: tokio::sync::broadcast::channel(1024).0,
             path: b.path,
             recovery,
+            _snapshot: None,
         })
     }
 
     /// The directory the store lives in.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Names this store's folder in a [`StoreError::Corrupt`], whose key names only the
+    /// record and its run: a user with several stores must know which one is damaged.
+    fn locate<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        result.map_err(|e| in_store(e, &self.path.display().to_string()))
     }
 
     /// What opening found left over from a previous process.
@@ -359,13 +399,37 @@ impl std::fmt::Debug for SledStore {
     }
 }
 
-fn open_error(e: sled::Error, path: &str) -> StoreError {
-    if let sled::Error::Io(io) = &e {
-        if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("could not acquire lock") {
-            return StoreError::InUse { path: path.to_string() };
+/// A [`StoreError::Corrupt`] whose key does not name the store's folder, with the folder
+/// (and the file sled keeps records in) added.
+fn in_store(e: StoreError, path: &str) -> StoreError {
+    match e {
+        StoreError::Corrupt { key, reason } if !key.contains(path) => {
+            StoreError::Corrupt { key: format!("{key} in the store {path} (file {path}/db)"), reason }
         }
+        other => other,
     }
-    backend(e)
+}
+
+fn open_error(e: sled::Error, path: &str) -> StoreError {
+    match &e {
+        sled::Error::Io(io)
+            if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("could not acquire lock") =>
+        {
+            StoreError::InUse { path: path.to_string() }
+        }
+        // sled checks its configuration file first, and reports a bad one with no position.
+        sled::Error::Corruption { at: None, .. } => StoreError::Corrupt {
+            key: format!("{path}/conf"),
+            reason: format!(
+                "sled's configuration file is damaged (its checksum does not match); it holds no records: move it aside and open again, and sled writes a new one (the records are in {path}/db, checked on their own)"
+            ),
+        },
+        sled::Error::Corruption { at: Some(at), .. } => StoreError::Corrupt {
+            key: format!("{path}/db"),
+            reason: format!("sled found a damaged entry in its log at {at:?}; restore the store from a backup"),
+        },
+        _ => backend(e),
+    }
 }
 
 fn check_version(db: &sled::Db, path: &str) -> Result<(), StoreError> {
@@ -448,21 +512,29 @@ fn recover(tree: &sled::Tree) -> Result<(State, Recovery, u64), StoreError> {
 #[async_trait]
 impl Store for SledStore {
     async fn create_run(&self, run: NewRun) -> Result<(), StoreError> {
-        self.submit(Write::Create(run)).await.map(|_| ())
+        let result: Result<(), StoreError> = async { self.submit(Write::Create(run)).await.map(|_| ()) }.await;
+        self.locate(result)
     }
 
     async fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError> {
-        let closes = req.events.iter().any(EventKind::is_terminal).then(|| req.run_id.clone());
-        match self.submit(Write::Append(req)).await? {
-            Done::Appended(out) => {
-                if let Some(run_id) = closes {
-                    // No receiver is fine: nobody waits.
-                    let _ = self.closed.send(run_id);
+        let result: Result<AppendOutcome, StoreError> = async {
+            let closes = req.events.iter().any(EventKind::is_terminal).then(|| req.run_id.clone());
+            match self.submit(Write::Append(req)).await? {
+                Done::Appended(out) => {
+                    if let Some(run_id) = closes {
+                        // No receiver is fine: nobody waits.
+                        let _ = self.closed.send(run_id);
+                    }
+                    Ok(out)
                 }
-                Ok(out)
+                _ => Err(StoreError::Backend {
+                    reason: "the committer answered an append oddly".into(),
+                    retryable: false,
+                }),
             }
-            _ => Err(StoreError::Backend { reason: "the committer answered an append oddly".into(), retryable: false }),
         }
+        .await;
+        self.locate(result)
     }
 
     async fn lease_tasks(
@@ -472,13 +544,18 @@ impl Store for SledStore {
         max: usize,
         owner: &str,
     ) -> Result<Vec<LeasedTask>, StoreError> {
-        self.shared.healthy()?;
-        let leased = self.shared.lease_tasks(queue, now, max, owner)?;
-        self.shared.visible(leased).await
+        let result: Result<Vec<LeasedTask>, StoreError> = async {
+            self.shared.healthy()?;
+            let leased = self.shared.lease_tasks(queue, now, max, owner)?;
+            self.shared.visible(leased).await
+        }
+        .await;
+        self.locate(result)
     }
 
     async fn next_due(&self, queue: TaskQueue) -> Result<Option<Timestamp>, StoreError> {
-        Ok(self.shared.state().next_due(queue))
+        let result: Result<Option<Timestamp>, StoreError> = async { Ok(self.shared.state().next_due(queue)) }.await;
+        self.locate(result)
     }
 
     async fn heartbeat(
@@ -489,41 +566,70 @@ impl Store for SledStore {
         now: Timestamp,
         until: Timestamp,
     ) -> Result<(), StoreError> {
-        self.submit(Write::Heartbeat { key: key.clone(), token, details, now, until }).await.map(|_| ())
+        let result: Result<(), StoreError> =
+            async { self.submit(Write::Heartbeat { key: key.clone(), token, details, now, until }).await.map(|_| ()) }
+                .await;
+        self.locate(result)
     }
 
     async fn read_history(&self, run_id: &RunId, after: EventId) -> Result<Vec<Event>, StoreError> {
-        let h = self.shared.read_history(run_id, after)?;
-        self.shared.visible(h).await
+        let result: Result<Vec<Event>, StoreError> = async {
+            let h = self.shared.read_history(run_id, after)?;
+            self.shared.visible(h).await
+        }
+        .await;
+        self.locate(result)
     }
 
     async fn get_run(&self, run_id: &RunId) -> Result<Option<RunInfo>, StoreError> {
-        let r = self.shared.get_run(run_id)?;
-        self.shared.visible(r).await
+        let result: Result<Option<RunInfo>, StoreError> = async {
+            let r = self.shared.get_run(run_id)?;
+            self.shared.visible(r).await
+        }
+        .await;
+        self.locate(result)
     }
 
     async fn current_run(&self, workflow_id: &str) -> Result<Option<RunInfo>, StoreError> {
-        let r = self.shared.current_run(workflow_id)?;
-        self.shared.visible(r).await
+        let result: Result<Option<RunInfo>, StoreError> = async {
+            let r = self.shared.current_run(workflow_id)?;
+            self.shared.visible(r).await
+        }
+        .await;
+        self.locate(result)
     }
 
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunInfo>, StoreError> {
-        let r = self.shared.list_runs(filter)?;
-        self.shared.visible(r).await
+        let result: Result<Vec<RunInfo>, StoreError> = async {
+            let r = self.shared.list_runs(filter)?;
+            self.shared.visible(r).await
+        }
+        .await;
+        self.locate(result)
     }
 
     async fn list_tasks(&self, run_id: &RunId) -> Result<Vec<PendingTask>, StoreError> {
-        let r = self.shared.list_tasks(run_id)?;
-        self.shared.visible(r).await
+        let result: Result<Vec<PendingTask>, StoreError> = async {
+            let r = self.shared.list_tasks(run_id)?;
+            self.shared.visible(r).await
+        }
+        .await;
+        self.locate(result)
     }
 
     async fn list_attempts(&self, run_id: &RunId) -> Result<Vec<AttemptRecord>, StoreError> {
-        let r = self.shared.list_attempts(run_id)?;
-        self.shared.visible(r).await
+        let result: Result<Vec<AttemptRecord>, StoreError> = async {
+            let r = self.shared.list_attempts(run_id)?;
+            self.shared.visible(r).await
+        }
+        .await;
+        self.locate(result)
     }
 
     async fn delete_closed_before(&self, before: Timestamp) -> Result<usize, StoreError> {
-        retention::delete_closed_before(&self.shared, before).await
+        let result: Result<usize, StoreError> =
+            async { retention::delete_closed_before(&self.shared, before).await }.await;
+        self.locate(result)
     }
 
     fn notifier(&self) -> Option<Arc<Notify>> {

@@ -364,3 +364,47 @@ mod decoders {
         }
     }
 }
+
+#[tokio::test]
+async fn a_snapshot_reads_the_store_and_writes_nothing_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let run = new_run("wf", "T", T0);
+    let run_id = run.info.run_id.clone();
+
+    // Nothing there: NotFound, and no folder is created.
+    assert!(matches!(SledStore::open_snapshot(&path), Err(StoreError::NotFound { .. })));
+    assert!(!path.exists());
+
+    let s = SledStore::open(&path).unwrap();
+    s.create_run(run).await.unwrap();
+    // Held by a store (of any process): its files are changing, so no copy is made.
+    match SledStore::open_snapshot(&path) {
+        Err(StoreError::InUse { path: p }) => assert_eq!(p, path.display().to_string()),
+        other => panic!("expected InUse, got {:?}", other.map(|_| ())),
+    }
+    drop(s);
+
+    let files = |p: &Path| {
+        let mut v: Vec<_> = std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|f| f.is_file())
+            .map(|f| (f.clone(), std::fs::read(&f).unwrap(), std::fs::metadata(&f).unwrap().modified().unwrap()))
+            .collect();
+        v.sort();
+        v
+    };
+    let before = files(&path);
+    let snap = SledStore::open_snapshot(&path).unwrap();
+    assert_ne!(snap.path(), path.as_path());
+    assert!(snap.get_run(&run_id).await.unwrap().is_some());
+    // A write goes to the copy only.
+    snap.append(AppendRequest::new(run_id.clone(), T0).events([completed()])).await.unwrap();
+    let copy = snap.path().to_path_buf();
+    drop(snap);
+    assert_eq!(files(&path), before, "the store's files (bytes and modification times) are unchanged");
+    assert!(!copy.exists(), "the copy is deleted with the snapshot");
+    let s = SledStore::open(&path).unwrap();
+    assert_eq!(s.get_run(&run_id).await.unwrap().unwrap().status, RunStatus::Running);
+}

@@ -1,6 +1,7 @@
 //! A real store, damaged in many ways (flipped bits, truncations, deleted files): every case
 //! must end in a typed error or in exactly the content the store had. Never a panic, never an
-//! `Ok` with different content.
+//! `Ok` with different content. A refusal names the damaged store's folder, and opening a
+//! damaged store for inspection (`open_snapshot`) gives the same answer and writes nothing.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -53,6 +54,35 @@ fn copy_dir(from: &Path, to: &Path) {
             copy_dir(&e.path(), &target);
         } else {
             std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Every file under `dir` with its bytes, to tell whether anything was written.
+fn contents(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            out.extend(contents(&e.path()));
+        } else {
+            out.push((e.path(), std::fs::read(e.path()).unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+async fn outcome(
+    open: impl FnOnce() -> Result<SledStore, workflow_core::StoreError> + std::panic::UnwindSafe,
+    expected: &Snapshot,
+) -> Result<Result<bool, workflow_core::StoreError>, String> {
+    match std::panic::catch_unwind(open) {
+        Err(_) => Err("sled panicked while opening".to_string()),
+        Ok(Err(e)) => Ok(Err(e)),
+        Ok(Ok(store)) => {
+            let store: Arc<dyn Store> = Arc::new(store);
+            Ok(snapshot(&store).await.map(|s| &s == expected))
         }
     }
 }
@@ -141,23 +171,33 @@ async fn every_damage_ends_in_a_typed_error_or_the_original_content() {
         let dir: PathBuf = root.path().join(format!("case{n}"));
         copy_dir(&pristine, &dir);
         let what = damage.apply(&dir);
-        let opened = std::panic::catch_unwind(|| SledStore::open(&dir));
-        let outcome = match opened {
-            Err(_) => Err("sled panicked while opening".to_string()),
-            Ok(Err(e)) => Ok(Err(e)),
-            Ok(Ok(store)) => {
-                let store: Arc<dyn Store> = Arc::new(store);
-                Ok(snapshot(&store).await.map(|s| s == expected))
-            }
-        };
-        match outcome {
+        let dir_name = dir.display().to_string();
+
+        // Inspection first: the same verdict, and not one byte of the damaged store changed.
+        let before = contents(&dir);
+        let inspected = outcome(|| SledStore::open_snapshot(&dir), &expected).await;
+        if contents(&dir) != before {
+            violations.push(format!("{what}: open_snapshot wrote to the store"));
+        }
+
+        match outcome(|| SledStore::open(&dir), &expected).await {
             Ok(Err(e)) => {
                 errors += 1;
                 println!("{what}: refused: {e}");
+                if !e.to_string().contains(&dir_name) {
+                    violations.push(format!("{what}: the error does not name the store's folder: {e}"));
+                }
+                match inspected {
+                    Ok(Err(seen)) if seen.to_string() == e.to_string() => {}
+                    other => violations.push(format!("{what}: open_snapshot answered {other:?}, open: {e}")),
+                }
             }
             Ok(Ok(true)) => {
                 intact += 1;
                 println!("{what}: content intact");
+                if !matches!(inspected, Ok(Ok(true))) {
+                    violations.push(format!("{what}: open_snapshot answered {inspected:?}, open: intact"));
+                }
             }
             Ok(Ok(false)) => violations.push(format!("{what}: opened with DIFFERENT content")),
             Err(p) => violations.push(format!("{what}: {p}")),
