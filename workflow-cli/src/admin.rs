@@ -24,9 +24,11 @@
 //! | `POST /api/runs/{id}/terminate`    | body [`TerminateBody`]; writes only      |
 //! | `POST /api/runs/{id}/signal`       | body [`SignalBody`]; writes only         |
 //!
-//! Errors are [`ApiError`] bodies (`{"code": "not_found", "message": "..."}`) with status 404
-//! (not found), 400 (bad request), 401 (no or wrong token), 403 (writes disabled), 409
-//! (already closed) or 500.
+//! Every error is an [`ApiError`] body (`{"code": "not_found", "message": "..."}`) with
+//! status 404 (not found), 400 (bad request: a path that is not UTF-8, a malformed query or
+//! body), 401 (no or wrong token), 403 (writes disabled), 405 (wrong method), 409 (already
+//! closed), 413 (body too large), 414 (request target over [`MAX_URI_BYTES`]) or 500.
+//! (A request target over 64 KiB is refused by the HTTP layer before it, with an empty 414.)
 //!
 //! **Authentication:** a bearer token (`Authorization: Bearer <token>`, `wf --token` or
 //! `WF_TOKEN`) is required for the write routes always, and for every route when the
@@ -132,6 +134,43 @@ async fn authenticate(
     next.run(req).await
 }
 
+/// The longest request target (path and query) the endpoint reads; longer ones get 414.
+/// Workflow ids are at most 1,000 bytes, so a real request is far below it.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// The outermost layer: refuses over-long request targets with 414, and turns every error
+/// response that is not already an [`ApiError`] (the ones axum's extractors produce for a
+/// path that is not UTF-8, a malformed query or body, a body too large) into one, so that
+/// every error the endpoint sends has the documented JSON body.
+async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if target > MAX_URI_BYTES {
+        let body = ApiError {
+            code: "uri_too_long".into(),
+            message: format!("the request target is {target} bytes; at most {MAX_URI_BYTES} are read"),
+        };
+        return (StatusCode::URI_TOO_LONG, Json(body)).into_response();
+    }
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    // axum's rejections are short plain text; read at most a little of it.
+    let text = match axum::body::to_bytes(response.into_body(), 4096).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    let code = status.canonical_reason().unwrap_or("error").to_ascii_lowercase().replace([' ', '-'], "_");
+    let message = if text.is_empty() { status.to_string() } else { text };
+    (status, Json(ApiError { code, message })).into_response()
+}
+
 /// The admin HTTP server.
 #[derive(Debug)]
 pub struct AdminServer;
@@ -155,6 +194,7 @@ impl AdminServer {
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
             .layer(axum::middleware::from_fn_with_state(state.clone(), authenticate))
+            .layer(axum::middleware::from_fn(json_errors))
             .with_state(state)
     }
 
