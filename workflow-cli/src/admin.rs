@@ -23,6 +23,7 @@
 //! | `POST /api/runs/{id}/cancel`       | body [`CancelBody`]; writes only         |
 //! | `POST /api/runs/{id}/terminate`    | body [`TerminateBody`]; writes only      |
 //! | `POST /api/runs/{id}/signal`       | body [`SignalBody`]; writes only         |
+//! | `POST /api/runs/{id}/reset`        | body [`ResetBody`], answer [`ResetAnswer`]; writes only |
 //!
 //! Every error is an [`ApiError`] body (`{"code": "not_found", "message": "..."}`) with
 //! status 404 (not found), 400 (bad request: a path that is not UTF-8, a malformed query or
@@ -47,7 +48,7 @@ use tokio::task::JoinHandle;
 use workflow_core::Client;
 
 use crate::model::{self, ListQuery, RunDetails, TreeNode};
-use crate::source::{ApiError, CancelBody, SignalBody, SourceError, TerminateBody};
+use crate::source::{ApiError, CancelBody, ResetAnswer, ResetBody, SignalBody, SourceError, TerminateBody};
 
 /// How the admin endpoint behaves.
 ///
@@ -191,6 +192,7 @@ impl AdminServer {
             .route("/api/runs/:id/cancel", post(cancel))
             .route("/api/runs/:id/terminate", post(terminate))
             .route("/api/runs/:id/signal", post(signal))
+            .route("/api/runs/:id/reset", post(reset))
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
             .layer(axum::middleware::from_fn_with_state(state.clone(), authenticate))
@@ -324,7 +326,7 @@ impl IntoResponse for ApiFailure {
             SourceError::NotFound(_) => StatusCode::NOT_FOUND,
             SourceError::Usage(_) => StatusCode::BAD_REQUEST,
             SourceError::Forbidden(_) => StatusCode::FORBIDDEN,
-            SourceError::AlreadyClosed(_) => StatusCode::CONFLICT,
+            SourceError::AlreadyClosed(_) | SourceError::Conflict(_) => StatusCode::CONFLICT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let body = ApiError { code: self.0.code().into(), message: self.0.to_string() };
@@ -408,4 +410,15 @@ async fn signal(
     workflow_core::validate_id("signal name", &b.name, 1000).map_err(|e| SourceError::Usage(e.to_string()))?;
     s.client.signal_raw(&id, &b.name, b.payload).await?;
     Ok(Json(serde_json::json!({ "ok": true })))
+}
+
+async fn reset(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    b: Result<Json<ResetBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<ResetAnswer> {
+    check_writes(&s)?;
+    let b = body(b)?;
+    let run_id = s.client.reset(&id, b.point, &b.reason).await.map_err(SourceError::from)?;
+    Ok(Json(ResetAnswer { run_id }))
 }

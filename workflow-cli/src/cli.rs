@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use workflow_core::store::RunStatus;
-use workflow_core::{Payload, Timestamp};
+use workflow_core::{Payload, ResetPoint, Timestamp};
 
 use crate::location::StoreLocation;
 use crate::model::ListQuery;
@@ -121,6 +121,24 @@ pub enum Command {
         #[arg(long = "json", value_name = "PAYLOAD", default_value = "null")]
         payload: String,
     },
+    /// Re-run a workflow's latest run from a point of its history as a new run, with the code
+    /// deployed now (as Temporal's reset): what it did up to the point is kept, the rest is
+    /// done again. An open run is terminated first.
+    #[command(group(clap::ArgGroup::new("point").required(true).args(["event", "before_failure"])))]
+    Reset {
+        /// The workflow id.
+        id: String,
+        /// Keep the run's events up to this one (an event id `wf history` shows).
+        #[arg(long, value_name = "EVENT_ID")]
+        event: Option<u64>,
+        /// Keep everything before the run's last failure (a failed activity or child, or the
+        /// run's own failure, timeout or termination).
+        #[arg(long)]
+        before_failure: bool,
+        /// Why (recorded in the new run's history).
+        #[arg(long, value_name = "REASON")]
+        reason: String,
+    },
 }
 
 fn parse_status(s: &str) -> Result<RunStatus, String> {
@@ -149,7 +167,10 @@ impl Command {
     /// Whether the command changes runs (cancel, terminate, signal); the others only read,
     /// and write nothing to the store they read.
     pub fn writes(&self) -> bool {
-        matches!(self, Command::Cancel { .. } | Command::Terminate { .. } | Command::Signal { .. })
+        matches!(
+            self,
+            Command::Cancel { .. } | Command::Terminate { .. } | Command::Signal { .. } | Command::Reset { .. }
+        )
     }
 }
 
@@ -162,7 +183,8 @@ fn check_id(command: &Command) -> Result<(), SourceError> {
     | Command::Tree { id, .. }
     | Command::Cancel { id, .. }
     | Command::Terminate { id, .. }
-    | Command::Signal { id, .. } = command
+    | Command::Signal { id, .. }
+    | Command::Reset { id, .. } = command
     {
         workflow_core::validate_id("workflow id", id, workflow_core::Limits::default().max_id_bytes)
             .map_err(|e| SourceError::Usage(e.to_string()))?;
@@ -228,6 +250,11 @@ pub async fn execute(source: &Source, command: Command, now: Timestamp) -> Resul
                 .map_err(|e| SourceError::Usage(format!("--json is not valid JSON: {e}")))?;
             source.signal(&id, &name, Payload::from_json(value)).await?;
             format!("signal {name:?} sent to {id:?}\n")
+        }
+        Command::Reset { id, event, before_failure: _, reason } => {
+            let point = event.map_or(ResetPoint::BeforeFailure, ResetPoint::Event);
+            let run = source.reset(&id, point, &reason).await?;
+            format!("{id:?} reset: new run {run}\n")
         }
     })
 }

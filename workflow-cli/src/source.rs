@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use workflow_core::store::{AttemptRecord, RunInfo};
-use workflow_core::{Client, ControlError, Event, Payload, StoreError};
+use workflow_core::{Client, ControlError, Event, Payload, ResetError, ResetPoint, RunId, StoreError};
 use workflow_store_sled::SledStore;
 
 use crate::location::StoreLocation;
@@ -39,6 +39,10 @@ pub enum SourceError {
     /// The admin endpoint cannot be reached or answered something unexpected (exit code 3).
     #[error("{0}")]
     Endpoint(String),
+    /// The request cannot be done in the run's present state, for a reason the message
+    /// gives (exit code 3).
+    #[error("{0}")]
+    Conflict(String),
     /// The store failed (exit code 3).
     #[error("{0}")]
     Store(String),
@@ -63,6 +67,7 @@ impl SourceError {
             SourceError::Forbidden(_) => "forbidden",
             SourceError::AlreadyClosed(_) => "already_closed",
             SourceError::Endpoint(_) => "endpoint",
+            SourceError::Conflict(_) => "conflict",
             SourceError::Store(_) => "store",
         }
     }
@@ -76,6 +81,16 @@ impl From<ControlError> for SourceError {
             ControlError::Payload(p) => SourceError::Usage(p.to_string()),
             ControlError::Store(s) => s.into(),
             other => SourceError::Store(other.to_string()),
+        }
+    }
+}
+
+impl From<ResetError> for SourceError {
+    fn from(e: ResetError) -> Self {
+        match e {
+            ResetError::Control(c) => c.into(),
+            ResetError::PointOutOfRange { .. } | ResetError::NoFailure { .. } => SourceError::Usage(e.to_string()),
+            other => SourceError::Conflict(other.to_string()),
         }
     }
 }
@@ -106,10 +121,28 @@ impl From<ApiError> for SourceError {
             "bad_request" => SourceError::Usage(e.message),
             "forbidden" => SourceError::Forbidden(e.message),
             "already_closed" => SourceError::AlreadyClosed(e.message),
+            "conflict" => SourceError::Conflict(e.message),
             "store" | "in_use" => SourceError::Store(e.message),
             _ => SourceError::Endpoint(e.message),
         }
     }
+}
+
+/// The body of `POST /api/runs/{id}/reset`: `{"point": {"to": "event", "event_id": 7},
+/// "reason": "..."}` or `{"point": {"to": "before_failure"}, "reason": "..."}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResetBody {
+    /// Where to re-run from.
+    pub point: ResetPoint,
+    /// Why.
+    pub reason: String,
+}
+
+/// The answer of `POST /api/runs/{id}/reset`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResetAnswer {
+    /// The new run.
+    pub run_id: RunId,
 }
 
 /// The body of `POST /api/runs/{id}/cancel`.
@@ -242,6 +275,20 @@ impl Source {
         match self {
             Source::Direct(c) => Ok(c.terminate(workflow_id, reason).await?),
             Source::Http(h) => h.post(workflow_id, "terminate", &TerminateBody { reason: reason.into() }).await,
+        }
+    }
+
+    /// Re-runs the latest run of `workflow_id` from `point` as a new run
+    /// ([`Client::reset`]); returns the new run's id.
+    pub async fn reset(&self, workflow_id: &str, point: ResetPoint, reason: &str) -> Result<RunId, SourceError> {
+        match self {
+            Source::Direct(c) => Ok(c.reset(workflow_id, point, reason).await?),
+            Source::Http(h) => {
+                let body = ResetBody { point, reason: reason.into() };
+                let req = h.http.post(h.url(&[workflow_id, "reset"])).json(&body);
+                let answer: ResetAnswer = h.send(req).await?;
+                Ok(answer.run_id)
+            }
         }
     }
 

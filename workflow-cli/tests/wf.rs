@@ -242,7 +242,56 @@ async fn write_commands_work_through_db_and_url() {
     assert_eq!(out.code, 2, "bad payload is a usage error: {out:?}");
     let out = run(&["cancel", "nope"]).await;
     assert_eq!(out.code, 1, "{out:?}");
+
+    // Reset through the endpoint: a terminated run re-run from its first events.
+    let out = run(&["reset", "approval-1", "--event", "1", "--reason", "start over"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.starts_with("\"approval-1\" reset: new run "), "{}", out.stdout);
+    let out = run(&["history", "approval-1"]).await;
+    assert!(out.stdout.contains("at its event 1: start over"), "{}", out.stdout);
+    // A point past the end is a usage error; a reset needs writes and the token.
+    let out = run(&["reset", "order-1", "--event", "999", "--reason", "x"]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("choose an event from 1 to"), "{}", out.stderr);
+    let out = wf_async(
+        now,
+        vec![
+            "--url".into(),
+            url.clone(),
+            "reset".into(),
+            "order-1".into(),
+            "--before-failure".into(),
+            "--reason".into(),
+            "x".into(),
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 3, "no token: {out:?}");
     admin.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_through_db() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = build_store(dir.path()).await;
+    let db = store_path(dir.path()).display().to_string();
+    // The point is required.
+    let out = wf(now, &["--db", &db, "reset", "order-1", "--reason", "x"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    // A cancelled run did not fail: say so, and what to give instead.
+    let out = wf(now, &["--db", &db, "reset", "reminder-1", "--before-failure", "--reason", "x"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("give the event to reset to"), "{}", out.stderr);
+    // A child whose parent is closed; then its failed parent, from before the child's failure.
+    let out = wf(now, &["--db", &db, "reset", "order-1", "--before-failure", "--reason", "carrier added"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let new_run = out.stdout.trim().rsplit(' ').next().unwrap().to_string();
+    let out = wf(now, &["--db", &db, "describe", "order-1"]);
+    assert!(out.stdout.contains(&new_run) && out.stdout.contains("Status       running"), "{}", out.stdout);
+    let out = wf(now, &["--db", &db, "history", "order-1"]);
+    assert!(out.stdout.contains("reset from run") && out.stdout.contains("carrier added"), "{}", out.stdout);
+    // The completed activity of the old run is kept, not scheduled again.
+    assert!(out.stdout.contains("ActivityCompleted"), "{}", out.stdout);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::close_watch::CloseWatch;
-use crate::error::{ControlError, ResultError, StartError, StoreError};
-use crate::history::{Event, EventKind};
+use crate::error::{ControlError, ResetError, ResultError, StartError, StoreError};
+use crate::history::{Event, EventKind, ResetFrom, ResetPlan, ResetPoint};
 use crate::ids::{validate_id, RunId};
 use crate::options::Limits;
 use crate::payload::Payload;
@@ -255,6 +255,58 @@ impl Client {
             .events([EventKind::SignalReceived { name: name.to_string(), payload }])
             .task_op(TaskOp::Upsert(Task::workflow(&info.run_id, now)));
         self.append_control(workflow_id, req).await
+    }
+
+    /// Re-runs the latest run of `workflow_id` from `point` as a new run, with the code
+    /// registered now: the new run keeps the old run's events up to the point (so completed
+    /// activities, fired timers and ended children are not done again), schedules again the
+    /// work that was pending there (activities start over at attempt 1, timers keep their
+    /// time, children that had not ended are started again), receives again the signals the
+    /// old run got after the point, and goes on. As Temporal's reset.
+    ///
+    /// An open run is terminated first (its children follow their parent-close policies);
+    /// a closed one stays as it ended. The new run's `WorkflowStarted` records where it came
+    /// from ([`RunStart::reset_from`](crate::history::RunStart::reset_from)); it has the old
+    /// run's input and seed, no parent, and no execution deadline. Returns the new run's id.
+    ///
+    /// Refused, with a [`ResetError`] that says what to do, when the point is outside the
+    /// history, when a child that would be started again is still open, or when the run is
+    /// a child whose parent is open. If the process dies midway, the new run is completed by
+    /// the first worker that picks it up, or, if it was not created yet, the old run is left
+    /// closed and `reset` can be called again.
+    pub async fn reset(&self, workflow_id: &str, point: ResetPoint, reason: &str) -> Result<RunId, ResetError> {
+        let info = self.run_info(workflow_id, None).await?;
+        let history = self.store.read_history(&info.run_id, 0).await?;
+        if let Some(parent) = &info.parent {
+            let open = self.store.current_run(&parent.workflow_id).await?;
+            if open.is_some_and(|p| !p.status.is_closed()) {
+                return Err(ResetError::ParentOpen { parent_workflow_id: parent.workflow_id.clone() });
+            }
+        }
+        let plan = ResetPlan::new(&history, point)?;
+        for (seq, child_workflow_id, _) in &plan.restarted_children {
+            let child = self.store.current_run(child_workflow_id).await?;
+            if child.is_some_and(|c| !c.status.is_closed()) {
+                return Err(ResetError::ChildStillOpen { seq: *seq, child_workflow_id: child_workflow_id.clone() });
+            }
+        }
+        let from = ResetFrom { run_id: info.run_id.clone(), event_id: plan.point, reason: reason.to_string() };
+        let started = ResetPlan::started(&history, from.clone())
+            .ok_or_else(|| ResetError::MalformedHistory { run_id: info.run_id.clone() })?;
+        let new_run_id = RunId::generate();
+        let now = self.clock.now();
+        if !info.status.is_closed() {
+            let why = format!("reset: re-run from event {} as run {new_run_id}: {reason}", plan.point);
+            match crate::worker::terminate(&*self.store, &info.run_id, why, now).await {
+                Ok(()) | Err(StoreError::RunClosed { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut run = NewRun::new(new_run_id.clone(), &info.workflow_type, workflow_id, info.input.clone(), now);
+        run.started = started;
+        self.store.create_run(run).await?;
+        crate::worker::reset::finish(&*self.store, &new_run_id, workflow_id, &from, now).await?;
+        Ok(new_run_id)
     }
 
     async fn open_run(&self, workflow_id: &str) -> Result<RunInfo, ControlError> {

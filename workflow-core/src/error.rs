@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{EventId, RunId};
+use crate::ids::{EventId, RunId, Seq};
 use crate::payload::Payload;
 
 /// A payload that could not be encoded, decoded, or is too large.
@@ -447,6 +447,60 @@ pub enum ControlError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// A reset was refused ([`Client::reset`](crate::Client::reset)).
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResetError {
+    /// The point is not an event the new run can keep: before the first event, or at or
+    /// after the run's closing event.
+    #[error("cannot reset to event {point}: choose an event from 1 to {last} (wf history shows them)")]
+    PointOutOfRange {
+        /// The point asked for.
+        point: EventId,
+        /// The last event that can be kept.
+        last: EventId,
+    },
+    /// "Before the failure" asked of a run that did not fail.
+    #[error("the run did not fail, time out or get terminated ({status}); give the event to reset to")]
+    NoFailure {
+        /// How it is, or how it ended.
+        status: String,
+    },
+    /// A child the new run would start again is still running.
+    #[error(
+        "child {child_workflow_id:?} (command {seq}), which the new run would start again, is still open; wait until it closes (or cancel or terminate it), then reset"
+    )]
+    ChildStillOpen {
+        /// Its command position in the parent.
+        seq: Seq,
+        /// Its workflow id.
+        child_workflow_id: String,
+    },
+    /// The run is a child whose parent is open and waits for it.
+    #[error(
+        "the run is a child of {parent_workflow_id:?}, which is still open and waits for it; reset the parent instead"
+    )]
+    ParentOpen {
+        /// The parent's workflow id.
+        parent_workflow_id: String,
+    },
+    /// The run's history does not begin with `WorkflowStarted`.
+    #[error("the history of run {run_id} does not begin with WorkflowStarted")]
+    MalformedHistory {
+        /// The run.
+        run_id: RunId,
+    },
+    /// Looking the run up, or writing, failed.
+    #[error(transparent)]
+    Control(#[from] ControlError),
+}
+
+impl From<StoreError> for ResetError {
+    fn from(e: StoreError) -> Self {
+        ResetError::Control(e.into())
+    }
 }
 
 /// A query could not be answered.

@@ -72,10 +72,10 @@ pub use activity::{Activity, ActivityContext, ActivityError, ActivityInfo, TestA
 pub use client::{Client, Description, StartOptions, WorkflowHandle};
 pub use error::{
     bound_message, ControlError, Error, Failure, IdError, NondeterminismError, OptionsError, PayloadError, QueryError,
-    ResultError, StartError, StoreError, WorkerError, WorkflowTaskError, MAX_FAILURE_DETAILS_BYTES,
+    ResetError, ResultError, StartError, StoreError, WorkerError, WorkflowTaskError, MAX_FAILURE_DETAILS_BYTES,
     MAX_FAILURE_MESSAGE_BYTES,
 };
-pub use history::{ActivityFailure, ChildEnd, ChildFailure, Event, EventKind, TimeoutKind};
+pub use history::{ActivityFailure, ChildEnd, ChildFailure, Event, EventKind, ResetPoint, TimeoutKind};
 pub use ids::{validate_id, EventId, RunId, Seq};
 pub use options::{ActivityOptions, Limits};
 pub use payload::Payload;

@@ -20,6 +20,7 @@ use workflow_core::{Payload, StoreError, Timestamp};
 use crate::rows::{self, encode, queue_code, task_from_row, ts, TaskRow, TASK_COLUMNS};
 
 /// A write waiting for its group.
+#[allow(clippy::large_enum_variant)] // one per write in flight, short-lived
 pub(crate) enum Write {
     Create(NewRun),
     Append(AppendRequest),

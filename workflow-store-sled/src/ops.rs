@@ -11,6 +11,7 @@ use crate::overlay::Op;
 use crate::state::{Change, Lease, State};
 
 /// A write waiting for the committer.
+#[allow(clippy::large_enum_variant)] // one per write in flight, short-lived
 pub(crate) enum Write {
     Create(NewRun),
     Append(AppendRequest),

@@ -53,6 +53,14 @@ fn details(kind: &EventKind) -> String {
             if let Some(r) = &start.continued_from {
                 s.push_str(&format!(", continues run {r}"));
             }
+            if let Some(r) = &start.reset_from {
+                s.push_str(&format!(
+                    ", reset from run {} at its event {}: {}",
+                    r.run_id,
+                    r.event_id,
+                    one_line(&r.reason, MESSAGE_CHARS)
+                ));
+            }
             s
         }
         EventKind::ActivityScheduled { seq, activity_type, input, .. } => {

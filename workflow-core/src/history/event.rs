@@ -508,6 +508,10 @@ pub struct RunStart {
     /// When the whole workflow (this run and its successors) must have finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execution_deadline: Option<crate::time::Timestamp>,
+    /// The run this one re-runs from a point, when it was made by a reset
+    /// ([`Client::reset`](crate::Client::reset)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_from: Option<Box<super::reset::ResetFrom>>,
 }
 
 fn one() -> u32 {
@@ -527,7 +531,14 @@ impl Default for RunStart {
 impl RunStart {
     /// A first attempt with no policy or timeout.
     pub fn plain() -> Self {
-        RunStart { continued_from: None, attempt: 1, retry_policy: None, run_timeout: None, execution_deadline: None }
+        RunStart {
+            continued_from: None,
+            attempt: 1,
+            retry_policy: None,
+            run_timeout: None,
+            execution_deadline: None,
+            reset_from: None,
+        }
     }
 
     /// When this run must close as timed out: the earlier of its run timeout and the
@@ -547,5 +558,6 @@ impl RunStart {
             && self.retry_policy.is_none()
             && self.run_timeout.is_none()
             && self.execution_deadline.is_none()
+            && self.reset_from.is_none()
     }
 }

@@ -1,8 +1,10 @@
 //! Histories: the append-only record of a run. Pure data, no I/O.
 
 mod event;
+mod reset;
 
 pub use event::{ActivityFailure, ChildEnd, ChildFailure, Event, EventKind, ParentRef, RunStart, TimeoutKind};
+pub use reset::{ResetFrom, ResetPlan, ResetPoint};
 
 use crate::ids::{RunId, Seq};
 use crate::policy::ParentClosePolicy;

@@ -51,7 +51,7 @@ pub(crate) fn plan_close(
         EventKind::WorkflowContinuedAsNew { input, new_run_id } => Some((
             new_run_id.clone(),
             input.clone(),
-            RunStart { continued_from: Some(run_id.clone()), attempt: 1, ..started.start.clone() },
+            RunStart { continued_from: Some(run_id.clone()), attempt: 1, reset_from: None, ..started.start.clone() },
             now,
         )),
         EventKind::WorkflowFailed { failure, next_run } => match &started.start.retry_policy {
@@ -59,7 +59,12 @@ pub(crate) fn plan_close(
                 NextRetry::RetryAfter { attempt, after } => {
                     let id = RunId::generate();
                     *next_run = Some(id.clone());
-                    let start = RunStart { continued_from: Some(run_id.clone()), attempt, ..started.start.clone() };
+                    let start = RunStart {
+                        continued_from: Some(run_id.clone()),
+                        attempt,
+                        reset_from: None,
+                        ..started.start.clone()
+                    };
                     Some((id, started.input.clone(), start, now.add(after)))
                 }
                 _ => None,

@@ -7,6 +7,7 @@ mod children;
 mod closing;
 mod executor;
 mod registry;
+pub(crate) mod reset;
 mod workflow_tasks;
 
 use std::collections::HashMap;

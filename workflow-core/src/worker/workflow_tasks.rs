@@ -127,6 +127,25 @@ async fn process_run_inner(inner: &Arc<Inner>, run_id: RunId, trigger: Trigger) 
             let _ = complete_only(inner, &run_id, &trigger).await;
             return;
         }
+        // A run made by a reset whose kept events were never written: write them first.
+        if let [only] = history.as_slice() {
+            if let (Some(from), EventKind::WorkflowStarted { workflow_id, .. }) =
+                (super::reset::reset_from(&only.kind), &only.kind)
+            {
+                match super::reset::finish(&*inner.store, &run_id, workflow_id, from, inner.clock.now()).await {
+                    Ok(true) => {
+                        evict(inner, &run_id);
+                        after = 0;
+                        continue;
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        warn!(error = %e, "writing the events a reset keeps failed; retried when the task's lease expires");
+                        return;
+                    }
+                }
+            }
+        }
         let now = inner.clock.now();
         let (extra, extra_seq) = trigger.inputs();
         let r = run_id.clone();
