@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 crates=(workflow-core workflow-store-sled workflow-store-postgres workflow-cli)
-allowed='^(Cargo\.toml|Cargo\.toml\.orig|Cargo\.lock|\.cargo_vcs_info\.json|README\.md|LICENSE-MIT|LICENSE-APACHE|src/.*\.rs|examples/[a-z_]+\.rs|migrations/[0-9]{4}_[a-z_]+\.sql)$'
+allowed='^(Cargo\.toml|Cargo\.toml\.orig|Cargo\.lock|\.cargo_vcs_info\.json|README\.md|LICENSE-MIT|LICENSE-APACHE|src/.*\.rs|src/ui/assets/[a-z]+\.(css|js)|examples/[a-z_]+\.rs|migrations/[0-9]{4}_[a-z_]+\.sql)$'
 args=()
 for c in "${crates[@]}"; do args+=(-p "$c"); done
 # Packages them together, so each crate's dependency on its siblings resolves to the sibling

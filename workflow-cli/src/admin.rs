@@ -111,22 +111,27 @@ async fn authenticate(
 ) -> Response {
     // Writes on a read-only endpoint are refused by their route (403, says why).
     let write = req.method() == axum::http::Method::POST && s.options.allow_writes;
-    if write || s.options.token_for_reads {
-        let given = req
-            .headers()
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        let ok = match (&s.options.token, given) {
-            (Some(t), Some(g)) => same_secret(t.as_bytes(), g.as_bytes()),
-            _ => false,
+    if req.method() == axum::http::Method::POST && !same_origin(req.headers()) {
+        let body = ApiError {
+            code: "forbidden".into(),
+            message: "a write from another site's page is refused (its Origin is not this endpoint)".into(),
         };
-        if !ok {
+        return (StatusCode::FORBIDDEN, Json(body)).into_response();
+    }
+    if write || s.options.token_for_reads {
+        // A UI page opened with ?token=... (it then keeps the token in a cookie).
+        let ui_login = req.method() == axum::http::Method::GET
+            && req.uri().path().starts_with("/ui/")
+            && s.options.token.as_ref().is_some_and(|t| {
+                req.uri().query().unwrap_or_default().split('&').any(|kv| {
+                    kv.strip_prefix("token=").is_some_and(|given| same_secret(t.as_bytes(), given.as_bytes()))
+                })
+            });
+        if !ui_login && !s.token_matches(req.headers()) {
             let message = if s.options.token.is_none() {
                 "this admin endpoint has no token, so its write routes are closed; give it one (AdminOptions::token)"
             } else {
-                "this admin endpoint needs its token: pass wf --token TOKEN or set WF_TOKEN"
+                "this admin endpoint needs its token: pass wf --token TOKEN or set WF_TOKEN (in a browser, open /ui/?token=TOKEN once)"
             };
             let body = ApiError { code: "unauthorized".into(), message: message.into() };
             return (StatusCode::UNAUTHORIZED, Json(body)).into_response();
@@ -158,7 +163,8 @@ async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) 
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    // The UI's error pages are HTML on purpose.
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }
@@ -170,6 +176,14 @@ async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) 
     let code = status.canonical_reason().unwrap_or("error").to_ascii_lowercase().replace([' ', '-'], "_");
     let message = if text.is_empty() { status.to_string() } else { text };
     (status, Json(ApiError { code, message })).into_response()
+}
+
+/// Whether a request's `Origin` (sent by browsers with every form post) is this endpoint
+/// itself; requests without one (`wf`, scripts) pass.
+fn same_origin(headers: &axum::http::HeaderMap) -> bool {
+    let Some(origin) = headers.get(axum::http::header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
+    let host = headers.get(axum::http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    origin.split_once("://").is_some_and(|(_, rest)| rest == host)
 }
 
 /// The admin HTTP server.
@@ -193,6 +207,7 @@ impl AdminServer {
             .route("/api/runs/:id/terminate", post(terminate))
             .route("/api/runs/:id/signal", post(signal))
             .route("/api/runs/:id/reset", post(reset))
+            .merge(crate::ui::routes())
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
             .layer(axum::middleware::from_fn_with_state(state.clone(), authenticate))
@@ -301,9 +316,33 @@ impl Drop for AdminHandle {
 }
 
 #[derive(Clone)]
-struct AppState {
-    client: Client,
-    options: AdminOptions,
+pub(crate) struct AppState {
+    pub(crate) client: Client,
+    pub(crate) options: AdminOptions,
+}
+
+/// The cookie the web UI keeps the token in (set by opening a page with `?token=...`).
+pub(crate) const TOKEN_COOKIE: &str = "wf_token";
+
+impl AppState {
+    /// Whether `headers` carry this endpoint's token: as `Authorization: Bearer`, or in the
+    /// UI's cookie.
+    pub(crate) fn token_matches(&self, headers: &axum::http::HeaderMap) -> bool {
+        let Some(token) = &self.options.token else { return false };
+        let bearer = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        let cookie = headers
+            .get_all(axum::http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|kv| kv.trim().strip_prefix(TOKEN_COOKIE).and_then(|rest| rest.strip_prefix('=')))
+            .next();
+        [bearer, cookie].into_iter().flatten().any(|given| same_secret(token.as_bytes(), given.as_bytes()))
+    }
 }
 
 struct ApiFailure(SourceError);

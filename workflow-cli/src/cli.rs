@@ -139,6 +139,19 @@ pub enum Command {
         #[arg(long, value_name = "REASON")]
         reason: String,
     },
+    /// Serve the web UI (and the admin endpoint's JSON API) for a store no process holds, or
+    /// a PostgreSQL store, until Ctrl-C. A running worker's admin endpoint serves the same UI
+    /// under /ui/ itself.
+    Ui {
+        /// Where to listen. Beyond loopback every request needs the token.
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:7244")]
+        addr: std::net::SocketAddr,
+        /// Offer cancel, terminate and signal (they need the token; one is generated when
+        /// --token is not given). Without it the UI only reads, and a sled store is read
+        /// from a private copy, so that nothing is written to it.
+        #[arg(long)]
+        allow_writes: bool,
+    },
 }
 
 fn parse_status(s: &str) -> Result<RunStatus, String> {
@@ -151,6 +164,15 @@ fn parse_status(s: &str) -> Result<RunStatus, String> {
 /// Runs `args`, returning what to print on stdout; `now` is used for ages and running times.
 pub async fn run(args: Args, now: Timestamp) -> Result<String, SourceError> {
     check_id(&args.command)?;
+    if let Command::Ui { addr, allow_writes } = &args.command {
+        let Some(db) = &args.db else {
+            return Err(SourceError::Usage(match &args.url {
+                Some(url) => format!("a running process serves the UI itself: open {}/ui/", url.trim_end_matches('/')),
+                None => "give the store with --db PATH|URL".into(),
+            }));
+        };
+        return serve_ui(db, *addr, *allow_writes, args.token.clone(), tokio::signal::ctrl_c()).await;
+    }
     let source = match (&args.db, &args.url) {
         (Some(db), None) => Source::open_location(db, args.command.writes()).await?,
         (None, Some(url)) => Source::connect_with_token(url, args.token.clone())?,
@@ -172,6 +194,40 @@ impl Command {
             Command::Cancel { .. } | Command::Terminate { .. } | Command::Signal { .. } | Command::Reset { .. }
         )
     }
+}
+
+/// `wf ui`: serves the UI for the store at `db` on `addr` until `stop` resolves; prints its
+/// URL (and a generated token) on stdout first.
+pub async fn serve_ui<F: std::future::Future>(
+    db: &StoreLocation,
+    addr: std::net::SocketAddr,
+    allow_writes: bool,
+    token: Option<String>,
+    stop: F,
+) -> Result<String, SourceError> {
+    let source = Source::open_location(db, allow_writes).await?;
+    let Source::Direct(client) = source else {
+        return Err(SourceError::Usage("wf ui serves a store given with --db".into()));
+    };
+    let mut options = crate::admin::AdminOptions::default().allow_writes(allow_writes);
+    if let Some(t) = token {
+        options = options.token(t);
+    }
+    let admin = crate::admin::AdminServer::serve(client, addr, options)
+        .await
+        .map_err(|e| SourceError::Usage(format!("cannot listen on {addr}: {e}")))?;
+    let mut line = format!("serving {db} on {}/ui/", admin.url());
+    if let Some(t) = admin.token() {
+        line.push_str(&format!(" (actions need the token: open {}/ui/?token={t} once)", admin.url()));
+    }
+    if !allow_writes {
+        line.push_str(", read-only");
+    }
+    println!("{line}; Ctrl-C stops");
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    stop.await;
+    admin.shutdown().await;
+    Ok(String::new())
 }
 
 /// A malformed workflow id is a usage error (exit 2), found before any store is opened, so
@@ -251,6 +307,7 @@ pub async fn execute(source: &Source, command: Command, now: Timestamp) -> Resul
             source.signal(&id, &name, Payload::from_json(value)).await?;
             format!("signal {name:?} sent to {id:?}\n")
         }
+        Command::Ui { .. } => return Err(SourceError::Usage("wf ui serves a store given with --db".into())),
         Command::Reset { id, event, before_failure: _, reason } => {
             let point = event.map_or(ResetPoint::BeforeFailure, ResetPoint::Event);
             let run = source.reset(&id, point, &reason).await?;

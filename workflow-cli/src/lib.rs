@@ -42,6 +42,7 @@ pub mod location;
 pub mod model;
 pub mod render;
 pub mod source;
+pub mod ui;
 
 /// The README's examples, compiled and run as doctests so that what crates.io shows works.
 #[cfg(doctest)]

@@ -1,5 +1,6 @@
 //! Arbitrary requests to the admin endpoint (methods, paths with any bytes percent-encoded,
-//! queries, bodies, tokens): no panic, and every error answer is the documented JSON body.
+//! queries, bodies, tokens): no panic, and every answer is the documented JSON body, or for
+//! the web UI's pages (`/ui/...`) an HTML page.
 
 use std::sync::Arc;
 
@@ -21,7 +22,16 @@ fn request() -> impl Strategy<Value = (String, String, Vec<u8>, Option<String>)>
     let route =
         prop::sample::select(vec!["", "/history", "/attempts", "/tree", "/cancel", "/terminate", "/signal", "/x"]);
     let id = prop::collection::vec(any::<u8>(), 0..40);
-    let prefix = prop::sample::select(vec!["/api/runs", "/api/runs/", "/api", "/", "/ui/", "/api/runs/a/b/c"]);
+    let prefix = prop::sample::select(vec![
+        "/api/runs",
+        "/api/runs/",
+        "/api",
+        "/",
+        "/ui/",
+        "/ui/runs/",
+        "/ui",
+        "/api/runs/a/b/c",
+    ]);
     let query = prop::option::of(prop::collection::vec(any::<u8>(), 0..30));
     let body = prop::collection::vec(any::<u8>(), 0..200);
     let token = prop::option::of("[ -~]{0,40}");
@@ -44,9 +54,19 @@ async fn check(router: axum::Router, method: &str, uri: &str, body: Vec<u8>, tok
     let Ok(req) = req.body(Body::from(body)) else { return }; // not an HTTP request at all
     let response = router.oneshot(req).await.expect("the router never fails");
     let status = response.status();
+    let html = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
     if method == "HEAD" {
         // HTTP: the server sends no body for HEAD, whatever the router made.
+        return;
+    }
+    if html {
+        assert!(uri.starts_with("/ui"), "{method} {uri}: HTML outside the UI");
+        assert!(bytes.starts_with(b"<!DOCTYPE html>"), "{method} {uri}: {status} not a page");
         return;
     }
     if status.is_client_error() || status.is_server_error() {
@@ -57,7 +77,7 @@ async fn check(router: axum::Router, method: &str, uri: &str, body: Vec<u8>, tok
             )
         });
         assert!(!error.code.is_empty() && !error.message.is_empty(), "{method} {uri}: {error:?}");
-    } else {
+    } else if !status.is_redirection() {
         assert!(serde_json::from_slice::<serde_json::Value>(&bytes).is_ok(), "{method} {uri}: {status} not JSON");
     }
 }

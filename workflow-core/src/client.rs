@@ -126,6 +126,11 @@ impl Client {
         self
     }
 
+    /// The time now, by this client's clock (a virtual one in tests).
+    pub fn now(&self) -> crate::Timestamp {
+        self.clock.now()
+    }
+
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store

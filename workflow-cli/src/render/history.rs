@@ -13,7 +13,7 @@ pub fn render_history(events: &[Event]) -> String {
     let Some(first) = events.first() else { return "no events\n".into() };
     let mut t = Table::new(["ID", "TIME", "EVENT", "DETAILS"]);
     for e in events {
-        t.row(vec![e.id.to_string(), relative(e.time, first.time), e.kind.name().to_string(), details(&e.kind)]);
+        t.row(vec![e.id.to_string(), relative(e.time, first.time), e.kind.name().to_string(), event_details(&e.kind)]);
     }
     format!("History starts at {}\n{}", first.time, t.render(0))
 }
@@ -40,7 +40,8 @@ pub fn render_history_json(events: &[Event]) -> String {
     out
 }
 
-fn details(kind: &EventKind) -> String {
+/// The one line `wf history` shows for an event beside its type.
+pub fn event_details(kind: &EventKind) -> String {
     match kind {
         EventKind::WorkflowStarted { workflow_type, input, parent, start, .. } => {
             let mut s = format!("{workflow_type} input {}", preview(input));

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use workflow_core::{Payload, Timestamp};
 
-pub use history::{render_attempts, render_history, render_history_json};
-pub use runs::{render_describe, render_list, render_tree};
+pub use history::{event_details, render_attempts, render_history, render_history_json};
+pub use runs::{outcome, render_describe, render_list, render_tree};
 
 /// How many characters of an input, result or heartbeat a table or description shows.
 pub const PREVIEW_CHARS: usize = 60;

@@ -148,7 +148,7 @@ fn activity_summary(attempts: &[AttemptRecord]) -> Table {
 }
 
 /// An attempt's outcome in a word or two, with its error.
-pub(crate) fn outcome(o: &AttemptOutcome) -> String {
+pub fn outcome(o: &AttemptOutcome) -> String {
     match o {
         AttemptOutcome::Completed => "completed".into(),
         AttemptOutcome::Failed { error } => format!("failed: {}", one_line(&error.to_string(), MESSAGE_CHARS)),
