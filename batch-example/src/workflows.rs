@@ -93,19 +93,21 @@ impl Workflow for BatchWorkflow {
             ..BatchSummary::default()
         };
 
-        run_chunks(&ctx, &input, load.chunks, &mut summary).await;
+        run_chunks(&ctx, &input, load.chunks, &mut summary).await?;
         summary.finished_at_ms = ctx.now().as_millis();
         Ok(summary)
     }
 }
 
 /// Runs one child per chunk, `input.concurrency` at a time, adding their outcomes to `summary`.
+/// A cancelled batch starts no more chunks (the engine asks the running ones to cancel) and
+/// ends cancelled.
 async fn run_chunks(
     ctx: &WorkflowContext,
     input: &BatchInput,
     chunks: Vec<ChunkDescriptor>,
     summary: &mut BatchSummary,
-) {
+) -> Result<(), WorkflowError> {
     let batch_id = ctx.workflow_id();
     // `buffered` starts children in chunk order and yields results in chunk order, so the
     // commands issued are the same on replay whatever order the children finished in.
@@ -131,7 +133,11 @@ async fn run_chunks(
                 summary.chunks_failed.push(failed_chunk(&chunk, &failure));
             }
         }
+        if ctx.is_cancel_requested() {
+            return Err(WorkflowError::Cancelled);
+        }
     }
+    Ok(())
 }
 
 /// A run that redoes only the chunks an earlier run left failed, on top of its summary.
@@ -151,7 +157,7 @@ async fn retry_failed(
         started_at_ms: ctx.now().as_millis(),
         ..previous
     };
-    run_chunks(ctx, input, again, &mut summary).await;
+    run_chunks(ctx, input, again, &mut summary).await?;
     summary.finished_at_ms = ctx.now().as_millis();
     Ok(summary)
 }

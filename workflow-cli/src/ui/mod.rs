@@ -97,6 +97,7 @@ async fn runs(State(s): State<AppState>, Query(t): Query<TokenParam>, query: Opt
 struct RunParams {
     token: Option<String>,
     events_page: Option<usize>,
+    attempts_page: Option<usize>,
     done: Option<String>,
 }
 
@@ -107,7 +108,7 @@ async fn run(
     params: Option<Query<RunParams>>,
 ) -> Response {
     let Some(Query(params)) = params else {
-        return error(StatusCode::BAD_REQUEST, "bad query: events_page must be a number");
+        return error(StatusCode::BAD_REQUEST, "bad query: events_page and attempts_page must be numbers");
     };
     if let Some(r) = token_login(&format!("/ui/runs/{}", view::encode(&id)), params.token.as_deref()) {
         return r;
@@ -120,7 +121,8 @@ async fn run(
         Ok(h) => h,
         Err(e) => return control_error(e.into()),
     };
-    let v = view::run_view(&details, &history, params.events_page.unwrap_or(1), s.client.now());
+    let pages = view::Pages { events: params.events_page.unwrap_or(1), attempts: params.attempts_page.unwrap_or(1) };
+    let v = view::run_view(&details, &history, pages, s.client.now());
     Html(page::run_page(&v, access(&s, &headers), params.done.as_deref())).into_response()
 }
 

@@ -220,6 +220,13 @@ pub(crate) fn run_page(v: &RunView, access: Access, notice: Option<&str>) -> Str
             @if !v.attempts.is_empty() {
                 section aria-labelledby="attempts-h" {
                     h2 id="attempts-h" { "Attempt log" }
+                    @if v.attempts_pages > 1 {
+                        nav.pager aria-label="Attempt log pages" {
+                            @if v.attempts_page > 1 { a href={ (link) "?attempts_page=" (v.attempts_page - 1) "#attempts-h" } { "← Earlier" } }
+                            span { (v.attempts_total) " attempts, page " (v.attempts_page) " of " (v.attempts_pages) }
+                            @if v.attempts_page < v.attempts_pages { a href={ (link) "?attempts_page=" (v.attempts_page + 1) "#attempts-h" } { "Later →" } }
+                        }
+                    }
                     div.scroll { table.attempts {
                         thead { tr { th scope="col" { "Seq" } th scope="col" { "Activity" } th scope="col" { "Attempt" } th scope="col" { "Started" }
                             th scope="col" { "Duration" } th scope="col" { "Worker" } th scope="col" { "Outcome" } th scope="col" { "Heartbeat" } } }
@@ -263,7 +270,7 @@ fn timeline(t: &Timeline) -> Markup {
     ));
     for b in &t.bars {
         let x0 = x(b.start);
-        let w = (x(b.end) - x0).max(0.6);
+        let w = (x(b.end) - x0).max(2.5);
         let y = b.lane as f64 * LANE + 2.0;
         svg.push_str(&format!(
             r#"<rect class="bar b-{}" x="{x0:.2}" y="{y}" width="{w:.2}" height="18"><title>{}</title></rect>"#,
@@ -276,8 +283,9 @@ fn timeline(t: &Timeline) -> Markup {
     html! {
         section aria-labelledby="timeline-h" {
             h2 id="timeline-h" { "Timeline" }
-            p id="timeline-desc" { (t.bars.len()) " bars in " (t.lanes) " lane" @if t.lanes != 1 { "s" } " over " (total)
-                ": each activity attempt, timer and child; an activity's retries share a lane, so the backoff between them shows as a gap. Hover a bar for what it was." }
+            p id="timeline-desc" { (t.unmerged) " bars in " (t.lanes) " lane" @if t.lanes != 1 { "s" } " over " (total)
+                ": each activity attempt, timer and child; an activity's retries share a lane, so the backoff between them shows as a gap. Hover a bar for what it was."
+                @if t.unmerged > t.bars.len() { " Neighbours that look alike are merged into " (t.bars.len()) " shapes; the attempt log and the history list each." } }
             @if t.bars.is_empty() { p.empty { "Nothing scheduled yet." } } @else {
                 div.zoom role="toolbar" aria-label="Timeline zoom" {
                     button type="button" data-zoom="out" aria-controls="timeline" { "−" span.sr { " zoom out" } }

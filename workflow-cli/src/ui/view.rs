@@ -18,6 +18,10 @@ pub(crate) const EVENTS_PER_PAGE: usize = 500;
 pub(crate) const CHILDREN_SHOWN: usize = 500;
 /// The longest payload the page shows expanded; the JSON download has the rest.
 const PAYLOAD_BYTES: usize = 16 * 1024;
+/// Attempts per page of the attempt log.
+pub(crate) const ATTEMPTS_PER_PAGE: usize = 500;
+/// Above this many bars, the timeline merges neighbours of a lane that look alike.
+pub(crate) const MAX_BARS: usize = 2_000;
 
 /// Every status, in the order the UI shows them.
 pub(crate) const STATUSES: [RunStatus; 7] = [
@@ -182,8 +186,13 @@ pub(crate) struct RunView {
     /// The history page, from 1, and how many there are.
     pub(crate) events_page: usize,
     pub(crate) events_pages: usize,
-    /// Every activity attempt.
+    /// This page of the attempt log.
     pub(crate) attempts: Vec<AttemptRow>,
+    /// Attempts in all.
+    pub(crate) attempts_total: usize,
+    /// The attempt log page, from 1, and how many there are.
+    pub(crate) attempts_page: usize,
+    pub(crate) attempts_pages: usize,
     /// Its children.
     pub(crate) children: ChildrenView,
     /// Whether it is open: the page refreshes itself while it is.
@@ -216,6 +225,8 @@ pub(crate) struct Timeline {
     pub(crate) end: Timestamp,
     pub(crate) lanes: usize,
     pub(crate) bars: Vec<Bar>,
+    /// How many bars there were before merging (equal to `bars.len()` when none were).
+    pub(crate) unmerged: usize,
 }
 
 /// One attempt, timer or child on the timeline.
@@ -285,8 +296,16 @@ pub(crate) struct ChildRow {
     pub(crate) policy: String,
 }
 
-/// The page of run `d` with history `history`, showing history page `events_page`.
-pub(crate) fn run_view(d: &RunDetails, history: &[Event], events_page: usize, now: Timestamp) -> RunView {
+/// Which pages of a run's history and attempt log to show, from 1.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Pages {
+    pub(crate) events: usize,
+    pub(crate) attempts: usize,
+}
+
+/// The page of run `d` with history `history`.
+pub(crate) fn run_view(d: &RunDetails, history: &[Event], pages: Pages, now: Timestamp) -> RunView {
+    let events_page = pages.events;
     let info = &d.info;
     let origin = match history.first().map(|e| &e.kind) {
         Some(EventKind::WorkflowStarted { start, .. }) => {
@@ -304,6 +323,8 @@ pub(crate) fn run_view(d: &RunDetails, history: &[Event], events_page: usize, no
     let events_pages = history.len().div_ceil(EVENTS_PER_PAGE).max(1);
     let events_page = events_page.clamp(1, events_pages);
     let origin_time = history.first().map_or(info.start_time, |e| e.time);
+    let attempts_pages = d.attempts.len().div_ceil(ATTEMPTS_PER_PAGE).max(1);
+    let attempts_page = pages.attempts.clamp(1, attempts_pages);
     let events = history
         .iter()
         .skip((events_page - 1) * EVENTS_PER_PAGE)
@@ -328,7 +349,16 @@ pub(crate) fn run_view(d: &RunDetails, history: &[Event], events_page: usize, no
         events_total: history.len(),
         events_page,
         events_pages,
-        attempts: d.attempts.iter().map(attempt_row).collect(),
+        attempts: d
+            .attempts
+            .iter()
+            .skip((attempts_page - 1) * ATTEMPTS_PER_PAGE)
+            .take(ATTEMPTS_PER_PAGE)
+            .map(attempt_row)
+            .collect(),
+        attempts_total: d.attempts.len(),
+        attempts_page,
+        attempts_pages,
         children: children_view(&d.children, history),
         live: !info.status.is_closed(),
     }
@@ -520,6 +550,8 @@ pub(crate) fn timeline(info: &RunInfo, history: &[Event], attempts: &[AttemptRec
         }
     }
     groups.sort_by_key(|(seq, bars)| (bars.iter().map(|b| b.start).min(), *seq));
+    // Clocks of different workers may disagree a little: the axis covers every bar.
+    let end = groups.iter().flat_map(|(_, bars)| bars.iter().map(|b| b.end)).max().map_or(end, |e| e.max(end));
     // Lanes: each group takes the first lane free at its start.
     let mut lane_ends: Vec<Timestamp> = Vec::new();
     let mut bars = Vec::new();
@@ -539,7 +571,44 @@ pub(crate) fn timeline(info: &RunInfo, history: &[Event], attempts: &[AttemptRec
         }
         bars.extend(group);
     }
-    Timeline { start, end, lanes: lane_ends.len(), bars }
+    let unmerged = bars.len();
+    if bars.len() > MAX_BARS {
+        bars = merge_bars(bars, start, end);
+    }
+    Timeline { start, end, lanes: lane_ends.len(), bars, unmerged }
+}
+
+/// A long timeline's bars with neighbours merged: in each lane, consecutive bars of the same
+/// outcome less than a thousandth of the axis apart become one (its label says how many),
+/// so that a 50,000-event history draws a few hundred shapes, not tens of thousands. The
+/// attempt log and the history still list each one.
+fn merge_bars(mut bars: Vec<Bar>, start: Timestamp, end: Timestamp) -> Vec<Bar> {
+    let gap = (end.0.saturating_sub(start.0) / 1000).max(1);
+    bars.sort_by_key(|b| (b.lane, b.start));
+    let mut out: Vec<(Bar, usize)> = Vec::new();
+    for b in bars {
+        match out.last_mut() {
+            Some((m, n)) if m.lane == b.lane && m.class == b.class && b.start.0 <= m.end.0 + gap => {
+                m.end = m.end.max(b.end);
+                *n += 1;
+            }
+            _ => out.push((b, 1)),
+        }
+    }
+    out.into_iter()
+        .map(|(mut b, n)| {
+            if n > 1 {
+                b.label = format!(
+                    "{n} bars ({}) merged, {} to {}; the attempt log and the history list each; first: {}",
+                    b.class,
+                    render::relative(b.start, start),
+                    render::relative(b.end, start),
+                    b.label
+                );
+            }
+            b
+        })
+        .collect()
 }
 
 fn children_view(children: &[ChildView], history: &[Event]) -> ChildrenView {
@@ -759,7 +828,7 @@ mod tests {
             attempt(0, 1, 1, 200, AttemptOutcome::Failed { error: ActivityError::retryable("Upstream503", "down") }),
             attempt(0, 2, 700, 900, AttemptOutcome::Failed { error: ActivityError::retryable("Upstream503", "down") }),
         ];
-        let v = run_view(&details(i, attempts, vec![], vec![]), &history, 1, T0);
+        let v = run_view(&details(i, attempts, vec![], vec![]), &history, Pages { events: 1, attempts: 1 }, T0);
         assert_eq!(
             v.failure_chain,
             vec![
@@ -837,7 +906,7 @@ mod tests {
         let pending = vec![PendingView { task, lease_owner: None, lease_expires_at: None }];
         let attempts = vec![attempt(0, 1, 10, 200, AttemptOutcome::WorkerLost)];
         let now = Timestamp(T0.0 + 2_000);
-        let v = run_view(&details(i, attempts, pending, vec![]), &history, 1, now);
+        let v = run_view(&details(i, attempts, pending, vec![]), &history, Pages { events: 1, attempts: 1 }, now);
         assert!(v.live);
         let p = &v.pending[0];
         assert_eq!((p.kind, p.attempt, p.state.as_str()), ("activity", Some(2), "retry in 3.00s"));
@@ -919,10 +988,42 @@ mod tests {
         }
         let mut i = info("w", RunStatus::Running, 0);
         i.input = Payload::encode(&big).unwrap();
-        let v = run_view(&details(i, vec![], vec![], vec![]), &history, 3, T0);
+        let v = run_view(&details(i, vec![], vec![], vec![]), &history, Pages { events: 3, attempts: 1 }, T0);
         assert_eq!((v.events_page, v.events_pages, v.events_total), (3, 3, 1_200));
         assert_eq!(v.events.len(), 200);
         assert_eq!(v.events[0].id, 1_001);
         assert!(v.input.len() < 17 * 1024 && v.input.ends_with("download the history JSON for all of it)"));
+    }
+
+    #[test]
+    fn a_long_timeline_merges_neighbours_and_keeps_retries_apart() {
+        let mut i = info("long", RunStatus::Completed, 0);
+        i.close_time = Some(Timestamp(T0.0 + 100_000));
+        // 3,000 quick completed attempts back to back, and one failed attempt among them.
+        let mut attempts: Vec<AttemptRecord> = (0..3_000)
+            .map(|s| attempt(s, 1, u64::from(s) * 30, u64::from(s) * 30 + 20, AttemptOutcome::Completed))
+            .collect();
+        attempts[1_500].outcome = AttemptOutcome::WorkerLost;
+        let history = vec![ev(
+            1,
+            0,
+            EventKind::WorkflowStarted {
+                workflow_type: "job".into(),
+                workflow_id: "long".into(),
+                input: Payload::null(),
+                seed: 1,
+                parent: None,
+                start: RunStart::plain(),
+            },
+        )];
+        let t = timeline(&i, &history, &attempts, T0);
+        assert_eq!(t.unmerged, 3_000);
+        let shapes: Vec<&str> = t.bars.iter().map(|b| b.class).collect();
+        assert_eq!(shapes, vec!["ok", "lost", "ok"], "merged around the one that differs");
+        assert!(t.bars[0].label.starts_with("1500 bars (ok) merged"), "{}", t.bars[0].label);
+        let d = details(i, attempts, vec![], vec![]);
+        let v = run_view(&d, &history, Pages { events: 1, attempts: 7 }, T0);
+        assert_eq!((v.attempts_page, v.attempts_pages, v.attempts.len(), v.attempts_total), (6, 6, 500, 3_000));
+        assert_eq!(v.attempts[0].seq, 2_500);
     }
 }
