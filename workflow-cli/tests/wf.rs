@@ -371,3 +371,61 @@ async fn keep_fixture_store() {
     let runs = open_client(&dir).list(&Default::default()).await.unwrap();
     assert_eq!(runs.len(), 5, "the fixture holds the five runs the session shows");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wf_ui_serves_a_store_read_only() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    build_store(dir.path()).await;
+    let db = store_path(dir.path());
+    let before = files(&db);
+    /// Kills the server however the test ends.
+    struct Server(std::process::Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Server(
+        std::process::Command::new(env!("CARGO_BIN_EXE_wf"))
+            .args(["--db", &db.display().to_string(), "ui", "--addr", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    std::io::BufReader::new(child.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.contains(", read-only; Ctrl-C stops"), "{line}");
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().trim_end_matches(',').to_string();
+    let http = reqwest::Client::new();
+    let list = http.get(&url).send().await.unwrap();
+    assert_eq!(list.status(), 200);
+    let list = list.text().await.unwrap();
+    assert!(list.contains("order-1/shipping") && list.contains("failed"), "{list}");
+    let page = http.get(format!("{url}runs/order-1")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("NoCarrier") && page.contains("timeline-svg"), "{page}");
+    let download = http.get(format!("{url}runs/order-1/history.json")).send().await.unwrap();
+    let events: Vec<Event> = serde_json::from_str(&download.text().await.unwrap()).unwrap();
+    assert_eq!(events[0].id, 1);
+    // Read-only: no actions offered, and a post is refused.
+    assert!(!page.contains("Request cancellation"));
+    let post = http.post(format!("{url}runs/import-1/cancel")).form(&[("reason", "x")]).send().await.unwrap();
+    assert_eq!(post.status(), 403);
+    let missing = http.get(format!("{url}runs/nope")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert!(missing.text().await.unwrap().contains("workflow &quot;nope&quot; not found"));
+    drop(child);
+    let after = files(&db);
+    let changed: Vec<String> = after
+        .iter()
+        .zip(&before)
+        .filter(|(a, b)| a != b)
+        .map(|(a, b)| format!("{} ({} -> {} bytes, {:?} -> {:?})", a.0.display(), b.1.len(), a.1.len(), b.2, a.2))
+        .collect();
+    assert!(
+        after.len() == before.len() && changed.is_empty(),
+        "wf ui without --allow-writes changed the store's files: {changed:?}"
+    );
+}
