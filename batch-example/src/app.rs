@@ -24,6 +24,31 @@ use crate::workflows::{
     load_workflow_id, BatchInput, BatchWorkflow, ChunkOutcome, EnrichAndSaveWorkflow, LoadChunksWorkflow,
 };
 
+/// The replay gate over this binary's workflows.
+pub fn replayer() -> workflow_core::replay::Replayer {
+    let mut r = workflow_core::replay::Replayer::new();
+    // A fresh replayer holds none of them: registering cannot clash.
+    let _ = r.register_workflow::<BatchWorkflow>();
+    let _ = r.register_workflow::<LoadChunksWorkflow>();
+    let _ = r.register_workflow::<EnrichAndSaveWorkflow>();
+    r
+}
+
+/// `--check-replay`: every history in the store against this build's workflows.
+async fn check_replay(db: &StoreLocation) -> anyhow::Result<ExitCode> {
+    let store: Arc<dyn Store> = match db {
+        // A private copy: checking writes nothing to the store.
+        StoreLocation::Sled(path) => Arc::new(
+            workflow_store_sled::SledStore::open_snapshot(path)
+                .with_context(|| format!("cannot read the store {db}"))?,
+        ),
+        StoreLocation::Postgres(_) => open_store(db).await?,
+    };
+    let report = replayer().replay_store(&*store, &RunFilter::default()).await.context("reading the histories")?;
+    print!("{report}");
+    Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
 /// Opens the durable store: a sled folder (one process at a time) or a PostgreSQL URL.
 pub async fn open_store(db: &StoreLocation) -> anyhow::Result<Arc<dyn Store>> {
     db.open().await.with_context(|| format!("cannot open the store {db}"))
@@ -66,6 +91,9 @@ pub enum Outcome {
 
 /// Runs the command.
 pub async fn run(args: Args, display: Display) -> anyhow::Result<ExitCode> {
+    if args.check_replay {
+        return check_replay(&args.db).await;
+    }
     if args.worker_only {
         return run_worker_only(args).await;
     }

@@ -91,6 +91,13 @@ pub struct Args {
     #[arg(long, value_name = "TOKEN", env = "WORKFLOW_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
+    /// Check, before a deploy, that this build can take over the batches in the store: replay
+    /// every stored history against the batch workflows compiled into this binary, without
+    /// running anything, and print where one diverges. Exits 0 when every history replays,
+    /// 1 when one diverges. Reads the store without writing to it.
+    #[arg(long)]
+    pub check_replay: bool,
+
     /// Append every activity attempt to this file (used by the crash tests).
     #[arg(long, value_name = "FILE", hide = true)]
     pub audit_log: Option<PathBuf>,

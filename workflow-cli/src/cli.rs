@@ -139,6 +139,20 @@ pub enum Command {
         #[arg(long, value_name = "REASON")]
         reason: String,
     },
+    /// Write the history of every run (or of those matching the filters) as a JSON file in
+    /// DIR, named `<workflow id>--<run id>.json`: the files a replay gate (`Replayer::replay_files`)
+    /// checks new code against before a deploy. Reads a store (--db).
+    Export {
+        /// The folder to write into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: std::path::PathBuf,
+        /// Only runs with this status.
+        #[arg(long, value_name = "STATUS", value_parser = parse_status)]
+        status: Option<RunStatus>,
+        /// Only runs of this workflow type.
+        #[arg(long = "type", value_name = "TYPE")]
+        workflow_type: Option<String>,
+    },
     /// Serve the web UI (and the admin endpoint's JSON API) for a store no process holds, or
     /// a PostgreSQL store, until Ctrl-C. A running worker's admin endpoint serves the same UI
     /// under /ui/ itself.
@@ -194,6 +208,28 @@ impl Command {
             Command::Cancel { .. } | Command::Terminate { .. } | Command::Signal { .. } | Command::Reset { .. }
         )
     }
+}
+
+/// `wf export`: one JSON history file per run.
+async fn export(
+    client: &workflow_core::Client,
+    out: &std::path::Path,
+    query: ListQuery,
+) -> Result<String, SourceError> {
+    let cannot = |e: std::io::Error| SourceError::Usage(format!("cannot write into {}: {e}", out.display()));
+    std::fs::create_dir_all(out).map_err(cannot)?;
+    let runs = client.list(&query.to_filter()).await?;
+    for info in &runs {
+        let history = client.store().read_history(&info.run_id, 0).await?;
+        let name: String = info
+            .workflow_id
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+            .collect();
+        let path = out.join(format!("{name}--{}.json", info.run_id));
+        std::fs::write(&path, render::render_history_json(&history)).map_err(cannot)?;
+    }
+    Ok(format!("{} histories written to {}\n", runs.len(), out.display()))
 }
 
 /// `wf ui`: serves the UI for the store at `db` on `addr` until `stop` resolves; prints its
@@ -308,6 +344,12 @@ pub async fn execute(source: &Source, command: Command, now: Timestamp) -> Resul
             format!("signal {name:?} sent to {id:?}\n")
         }
         Command::Ui { .. } => return Err(SourceError::Usage("wf ui serves a store given with --db".into())),
+        Command::Export { out, status, workflow_type } => {
+            let Source::Direct(client) = source else {
+                return Err(SourceError::Usage("wf export reads a store: give it with --db".into()));
+            };
+            export(client, &out, ListQuery { status, workflow_type, limit: None }).await?
+        }
         Command::Reset { id, event, before_failure: _, reason } => {
             let point = event.map_or(ResetPoint::BeforeFailure, ResetPoint::Event);
             let run = source.reset(&id, point, &reason).await?;

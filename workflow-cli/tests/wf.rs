@@ -271,6 +271,33 @@ async fn write_commands_work_through_db_and_url() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_writes_one_history_file_per_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = build_store(dir.path()).await;
+    let db = store_path(dir.path()).display().to_string();
+    let out = dir.path().join("histories");
+    let o = wf(now, &["--db", &db, "export", "--out", &out.display().to_string()]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(o.stdout, format!("5 histories written to {}\n", out.display()));
+    let mut names: Vec<String> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names.len(), 5);
+    assert!(names.iter().any(|n| n.starts_with("order-1_shipping--")), "{names:?}");
+    let client = open_client(dir.path());
+    let order = names.iter().find(|n| n.starts_with("order-1--")).unwrap();
+    let events: Vec<Event> = serde_json::from_str(&std::fs::read_to_string(out.join(order)).unwrap()).unwrap();
+    assert_eq!(events, client.history("order-1").await.unwrap());
+    drop(client);
+    let failed = dir.path().join("failed");
+    let o = wf(now, &["--db", &db, "export", "--status", "failed", "--out", &failed.display().to_string()]);
+    assert!(o.stdout.starts_with("2 histories"), "{o:?}");
+    // A store is needed: the endpoint does not serve whole stores.
+    let o = wf(now, &["--url", "http://127.0.0.1:9", "export", "--out", "x"]);
+    assert_eq!(o.code, 2, "{o:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_through_db() {
     let dir = tempfile::tempdir().unwrap();
     let now = build_store(dir.path()).await;
