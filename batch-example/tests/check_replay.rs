@@ -87,6 +87,7 @@ fn check_replay_passes_on_this_builds_store_and_catches_a_changed_batch() {
             assert_eq!(d.event_id, 2, "{d:?}");
             assert!(d.recorded.contains(&load_workflow_id(&run.workflow_id)), "{d:?}");
             assert!(d.requested.contains("/loader"), "{d:?}");
+            assert!(d.location.as_deref().is_some_and(|l| l.contains("tests/check_replay.rs:")), "{d:?}");
         }
         other => panic!("{other:?}"),
     }

@@ -296,7 +296,7 @@ impl std::fmt::Display for Failure {
 /// lost: fix the code (or guard the change with `ctx.patched`), restart the worker, and the run
 /// resumes.
 #[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
-#[error("[WF-NONDET] nondeterminism in run {run_id} at event {event_id}: history holds {recorded}, code asked for {requested}. Workflow code must issue the same commands in the same order on replay; move changing logic into activities or guard it with ctx.patched()")]
+#[error("[WF-NONDET] nondeterminism in run {run_id} at event {event_id}: history holds {recorded}, code asked for {requested}{}. Workflow code must issue the same commands in the same order on replay; move changing logic into activities or guard it with ctx.patched()", .location.as_ref().map(|l| format!(" at {l}")).unwrap_or_default())]
 pub struct NondeterminismError {
     /// The run.
     pub run_id: RunId,
@@ -306,6 +306,11 @@ pub struct NondeterminismError {
     pub recorded: String,
     /// What the code asked for.
     pub requested: String,
+    /// Where in the workflow's source the code asked for it (`src/workflows.rs:42:17`), when
+    /// known: for commands issued directly by workflow code (activities, timers, children,
+    /// side effects, patches).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
 }
 
 /// Why a workflow task could not be completed. The task is retried later with backoff; the run

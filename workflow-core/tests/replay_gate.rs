@@ -130,6 +130,14 @@ async fn the_gate_passes_compatible_code_and_pinpoints_incompatible_changes() {
                 assert_eq!(d.event_id, 5, "{run:?}");
                 assert!(d.recorded.contains("TimerStarted"), "{d:?}");
                 assert!(d.requested.contains("notify"), "{d:?}");
+                // The line of the new `ctx.activity::<Notify>` call in this file.
+                let at = d.location.as_deref().unwrap_or_default();
+                let line: usize = at.split(':').nth(1).and_then(|n| n.parse().ok()).unwrap_or_default();
+                let source = include_str!("replay_gate.rs").lines().nth(line.saturating_sub(1)).unwrap_or_default();
+                assert!(
+                    at.contains("tests/replay_gate.rs:") && source.contains("ctx.activity::<Notify>"),
+                    "{d:?}: {source}"
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -137,6 +145,7 @@ async fn the_gate_passes_compatible_code_and_pinpoints_incompatible_changes() {
     let text = report.to_string();
     assert!(text.contains("DIVERGED done (run ") && text.contains("  at event 5\n"), "{text}");
     assert!(text.contains("  - history: ") && text.contains("  + code:    "), "{text}");
+    assert!(text.contains("    issued at ") && text.contains("replay_gate.rs:"), "{text}");
     assert!(text.ends_with("2 with problems: do not deploy this code as it is\n"), "{text}");
 
     // A step added at the end: the finished run diverges at its end, the waiting one can go on.

@@ -87,6 +87,7 @@ impl Replayer {
                 event_id: e.event_id,
                 recorded: e.recorded,
                 requested: e.requested,
+                location: e.location,
             }),
             Err(other) => ReplayOutcome::Failed(other.to_string()),
             Ok(()) => {
@@ -97,6 +98,7 @@ impl Replayer {
                         event_id: end.id,
                         recorded: format!("{} (the run had ended)", end.kind.name()),
                         requested: activation.new_events.iter().map(describe).collect::<Vec<_>>().join(", "),
+                        location: None,
                     }),
                     _ => ReplayOutcome::Ok,
                 }
@@ -196,6 +198,8 @@ pub struct Divergence {
     pub recorded: String,
     /// What the code asked for instead.
     pub requested: String,
+    /// Where in the workflow's source it asked for it, when known (`src/flows.rs:42:17`).
+    pub location: Option<String>,
 }
 
 /// The verdicts on many histories: `passed()` is the CI check.
@@ -232,6 +236,9 @@ impl fmt::Display for ReplayReport {
                     writeln!(f, "  at event {}", d.event_id)?;
                     writeln!(f, "  - history: {}", d.recorded)?;
                     writeln!(f, "  + code:    {}", d.requested)?;
+                    if let Some(at) = &d.location {
+                        writeln!(f, "    issued at {at}")?;
+                    }
                 }
                 ReplayOutcome::UnknownType { registered } => writeln!(
                     f,

@@ -130,7 +130,26 @@ impl RunMachine {
     }
 
     fn nondet(&self, event_id: EventId, recorded: String, requested: String) -> WorkflowTaskError {
-        WorkflowTaskError::Nondeterminism(NondeterminismError { run_id: self.run_id(), event_id, recorded, requested })
+        self.nondet_at(event_id, recorded, requested, None)
+    }
+
+    /// A nondeterminism error naming where the code issued the command, when that is in the
+    /// workflow's own source (not inside this library, as for `ctx.timeout`'s timer).
+    fn nondet_at(
+        &self,
+        event_id: EventId,
+        recorded: String,
+        requested: String,
+        at: Option<&'static std::panic::Location<'static>>,
+    ) -> WorkflowTaskError {
+        let location = at.filter(|l| !l.file().ends_with("workflow/context.rs")).map(|l| l.to_string());
+        WorkflowTaskError::Nondeterminism(NondeterminismError {
+            run_id: self.run_id(),
+            event_id,
+            recorded,
+            requested,
+            location,
+        })
     }
 
     fn malformed(&self, event_id: EventId, reason: impl Into<String>) -> WorkflowTaskError {
@@ -383,21 +402,22 @@ impl RunMachine {
     }
 
     fn process_issued(&mut self, input_id: EventId) -> Result<(), WorkflowTaskError> {
-        let issued: Vec<Command> = std::mem::take(&mut self.state.borrow_mut().issued);
-        for cmd in issued {
+        let issued = std::mem::take(&mut self.state.borrow_mut().issued);
+        for (cmd, at) in issued {
             let seq = cmd.seq();
             if let Some((rid, recorded)) = self.recorded.get(seq as usize).and_then(Option::as_ref) {
                 if *recorded != CommandKey::of_command(&cmd) {
-                    return Err(self.nondet(*rid, recorded.describe(seq), command_event(cmd).describe()));
+                    return Err(self.nondet_at(*rid, recorded.describe(seq), command_event(cmd).describe(), Some(at)));
                 }
                 continue;
             }
             let ev = command_event(cmd);
             if self.replaying(input_id) {
-                return Err(self.nondet(
+                return Err(self.nondet_at(
                     self.last_task_event_id,
                     format!("no command with seq {seq} (the workflow task after event {input_id} recorded others)"),
                     ev.describe(),
+                    Some(at),
                 ));
             } else {
                 self.new_events.push(ev);

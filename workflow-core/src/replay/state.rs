@@ -85,7 +85,9 @@ pub(crate) struct RunState {
     rng: u64,
     next_seq: Seq,
     /// Commands issued since the machine last drained them.
-    pub(crate) issued: Vec<Command>,
+    /// Commands issued since the machine last looked, with where in the workflow's source
+    /// each was issued (for nondeterminism reports).
+    pub(crate) issued: Vec<(Command, &'static std::panic::Location<'static>)>,
     /// Issued commands whose outcome has not arrived.
     pub(crate) pending: HashMap<Seq, Pending>,
     /// Outcomes not yet taken by their futures.
@@ -157,7 +159,9 @@ impl RunState {
         self.next_seq -= 1;
     }
 
+    #[track_caller]
     pub(crate) fn issue(&mut self, cmd: Command) {
+        let at = std::panic::Location::caller();
         match &cmd {
             Command::ScheduleActivity { seq, activity_type, .. } => {
                 self.pending.insert(
@@ -183,7 +187,7 @@ impl RunState {
             }
             Command::RecordSideEffect { .. } | Command::RecordPatch { .. } => {}
         }
-        self.issued.push(cmd);
+        self.issued.push((cmd, at));
     }
 
     /// Takes the outcome for `seq`, or registers the waker to be woken when it arrives.

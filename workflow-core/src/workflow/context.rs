@@ -97,6 +97,7 @@ impl WorkflowContext {
     ///     ctx.activity::<Reserve>(order).await?;  // old runs keep the old order
     /// }
     /// ```
+    #[track_caller]
     pub fn patched(&self, patch_id: &str) -> bool {
         let mut s = self.state.borrow_mut();
         if let Some(known) = s.patches.get(patch_id) {
@@ -156,6 +157,7 @@ impl WorkflowContext {
     /// Runs `f` once and records its value; replay returns the recorded value without running
     /// `f`. For small non-deterministic values (a generated id, a config read); do I/O in
     /// activities.
+    #[track_caller]
     pub fn side_effect<T, F>(&self, f: F) -> Result<T, WorkflowError>
     where
         T: Serialize + DeserializeOwned,
@@ -176,12 +178,14 @@ impl WorkflowContext {
     }
 
     /// Schedules activity `A` with its default options ([`Activity::options`]).
+    #[track_caller]
     pub fn activity<A: Activity>(&self, input: A::Input) -> ActivityFuture<A::Output> {
         self.activity_with::<A>(input, A::options())
     }
 
     /// Schedules activity `A` with the given options. The command is issued now, in call
     /// order; await the future for the result.
+    #[track_caller]
     pub fn activity_with<A: Activity>(&self, input: A::Input, options: ActivityOptions) -> ActivityFuture<A::Output> {
         let reject = |reason: String| ActivityFuture {
             state: self.state.clone(),
@@ -216,6 +220,7 @@ impl WorkflowContext {
 
     /// A durable timer: resolves after `d` of workflow time, across restarts. Fails with
     /// [`Cancelled`] when the workflow is cancelled first.
+    #[track_caller]
     pub fn sleep(&self, d: Duration) -> TimerFuture {
         let mut s = self.state.borrow_mut();
         let seq = s.take_seq();
@@ -360,6 +365,7 @@ impl ChildWorkflowOptions {
 
 impl WorkflowContext {
     /// Starts child workflow `W` with default options.
+    #[track_caller]
     pub fn child<W: Workflow>(&self, input: W::Input) -> ChildFuture<W::Output> {
         self.child_with::<W>(input, ChildWorkflowOptions::default())
     }
@@ -367,6 +373,7 @@ impl WorkflowContext {
     /// Starts child workflow `W`. The child is a run of its own, with its own history; the
     /// future resolves when it ends. A failed, cancelled or terminated child, or one that
     /// could not start (unknown type, id in use), resolves to a [`ChildFailure`].
+    #[track_caller]
     pub fn child_with<W: Workflow>(&self, input: W::Input, options: ChildWorkflowOptions) -> ChildFuture<W::Output> {
         let mut s = self.state.borrow_mut();
         let seq = s.take_seq();
