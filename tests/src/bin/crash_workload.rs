@@ -33,12 +33,18 @@ async fn start_or_attach<W: Workflow<Input = u64, Output = u64>>(
     let existing = client.store().current_run(id).await?;
     let handle = match existing {
         Some(_) => client.handle::<W>(id),
-        None => {
-            let h = client.start::<W>(id, input, StartOptions::default()).await?;
-            let run_id = h.run_id().map(|r| r.to_string()).unwrap_or_default();
-            append_line(&acks_path(dir), &format!("start {id} {run_id}"))?;
-            h
-        }
+        None => match client.start::<W>(id, input, StartOptions::default()).await {
+            Ok(h) => {
+                let run_id = h.run_id().map(|r| r.to_string()).unwrap_or_default();
+                append_line(&acks_path(dir), &format!("start {id} {run_id}"))?;
+                h
+            }
+            // A start the killed process sent but never saw acknowledged can become visible
+            // between our look and our start (PostgreSQL finishes a transaction whose COMMIT
+            // it received before the connection dropped): attach to it, as a client would.
+            Err(workflow_core::StartError::AlreadyStarted { .. }) => client.handle::<W>(id),
+            Err(e) => return Err(e.into()),
+        },
     };
     let v = handle.result().await.with_context(|| format!("result of {id}"))?;
     append_line(&acks_path(dir), &format!("done {id} {v}"))?;
