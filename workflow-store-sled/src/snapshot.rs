@@ -26,10 +26,21 @@ pub(crate) fn copy(original: &Path) -> Result<tempfile::TempDir, StoreError> {
         Err(e) => return Err(io_error(&format!("cannot read {}", db.display()), &e)),
     };
     if let Some(lock) = &lock {
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Err(StoreError::InUse { path: original.display().to_string() }),
-            Err(TryLockError::Error(e)) => return Err(io_error(&format!("cannot lock {}", db.display()), &e)),
+        // As in `open_with`: a store dropped a moment ago in this process may still hold the
+        // lock in sled's background threads, so wait for it briefly; another process holding
+        // it still gets `InUse`, a second later.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(StoreError::InUse { path: original.display().to_string() })
+                }
+                Err(TryLockError::Error(e)) => return Err(io_error(&format!("cannot lock {}", db.display()), &e)),
+            }
         }
     }
     let copy = tempfile::Builder::new()
