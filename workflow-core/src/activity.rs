@@ -153,6 +153,9 @@ pub(crate) struct ActivityShared {
     pub(crate) beat: Notify,
     pub(crate) cancelled: AtomicBool,
     pub(crate) cancel: Notify,
+    /// Every heartbeat's details, when a test asked for them
+    /// ([`ActivityTestContext`](crate::testing::ActivityTestContext)).
+    pub(crate) recorded: Option<Mutex<Vec<Payload>>>,
 }
 
 impl ActivityShared {
@@ -177,22 +180,6 @@ impl ActivityContext {
         ActivityContext { info: Arc::new(info), previous, shared }
     }
 
-    /// A context for calling an activity directly in a unit test (attempt 1, no heartbeat
-    /// recording, never cancelled unless the returned handle says so).
-    pub fn for_test(activity_type: &str, previous_heartbeat: Option<Payload>) -> (ActivityContext, TestActivityHandle) {
-        let shared = Arc::new(ActivityShared::default());
-        let info = ActivityInfo {
-            workflow_id: "test-workflow".into(),
-            run_id: RunId("test-run".into()),
-            seq: 0,
-            activity_type: activity_type.into(),
-            attempt: if previous_heartbeat.is_some() { 2 } else { 1 },
-            scheduled_at: Timestamp(0),
-            worker: "test".into(),
-        };
-        (ActivityContext::new(info, previous_heartbeat, shared.clone()), TestActivityHandle { shared })
-    }
-
     /// Facts about this attempt.
     pub fn info(&self) -> &ActivityInfo {
         &self.info
@@ -214,9 +201,21 @@ impl ActivityContext {
     /// alive under a heartbeat timeout. Details that do not serialize are ignored.
     pub fn heartbeat<T: Serialize>(&self, details: &T) {
         if let Ok(p) = Payload::encode(details) {
-            *self.shared.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
+            self.heartbeat_payload(p);
         }
+    }
+
+    pub(crate) fn heartbeat_payload(&self, p: Payload) {
+        if let Some(all) = &self.shared.recorded {
+            all.lock().unwrap_or_else(|e| e.into_inner()).push(p.clone());
+        }
+        *self.shared.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
         self.shared.beat.notify_one();
+    }
+
+    /// The previous attempt's last heartbeat, undecoded.
+    pub(crate) fn previous_heartbeat(&self) -> Option<&Payload> {
+        self.previous.as_ref()
     }
 
     /// The details of the last heartbeat recorded by an earlier attempt, to resume from.
@@ -239,22 +238,5 @@ impl ActivityContext {
             }
             n.await;
         }
-    }
-}
-
-/// Test handle for a context made with [`ActivityContext::for_test`].
-pub struct TestActivityHandle {
-    shared: Arc<ActivityShared>,
-}
-
-impl TestActivityHandle {
-    /// The details of the latest heartbeat.
-    pub fn last_heartbeat(&self) -> Option<Payload> {
-        self.shared.latest.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Cancels the activity.
-    pub fn cancel(&self) {
-        self.shared.cancel();
     }
 }

@@ -362,7 +362,7 @@ impl Client {
             }
             tokio::select! {
                 _ = &mut notified => {}
-                _ = self.clock.sleep(Duration::from_millis(500)) => {}
+                _ = self.clock.poll_sleep(Duration::from_millis(500)) => {}
             }
         }
     }
@@ -386,7 +386,7 @@ impl Client {
                 tokio::select! {
                     _ = closed => {}
                     // A safety net for a store that stops announcing.
-                    _ = self.clock.sleep(Duration::from_secs(60)) => {}
+                    _ = self.clock.poll_sleep(Duration::from_secs(60)) => {}
                 }
             }
         }

@@ -68,7 +68,7 @@ mod time;
 mod worker;
 mod workflow;
 
-pub use activity::{Activity, ActivityContext, ActivityError, ActivityInfo, TestActivityHandle};
+pub use activity::{Activity, ActivityContext, ActivityError, ActivityInfo};
 pub use client::{Client, Description, StartOptions, WorkflowHandle};
 pub use error::{
     bound_message, ControlError, Error, Failure, IdError, NondeterminismError, OptionsError, PayloadError, QueryError,

@@ -68,6 +68,14 @@ pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> Timestamp;
     /// A future that resolves after `d` has passed on this clock.
     fn sleep(&self, d: Duration) -> BoxFuture<'static, ()>;
+
+    /// A wait that only bounds how long the engine goes without looking again (a poll
+    /// interval, a safety net): nothing is due when it ends. A time-skipping clock
+    /// ([`TestClock`](crate::testing::TestClock)) never moves time forward just to end such
+    /// a wait. Default: [`Clock::sleep`].
+    fn poll_sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
+        self.sleep(d)
+    }
 }
 
 /// The wall clock, with tokio timers.

@@ -1,8 +1,22 @@
-//! Test support: a virtual clock, and a store wrapper that counts the engine's store calls.
+//! The testing kit: [`TestEnv`] (a worker, a client and an in-memory store on a clock that
+//! skips time by itself), activity mocks ([`MockOutcome`]), [`ActivityTestContext`] for unit
+//! tests of one activity, crash simulation ([`CrashSimulation`], [`FaultyStore`]), and a
+//! store wrapper that counts the engine's store calls ([`CountingStore`]). The replay gate
+//! is [`crate::replay::Replayer`].
 
+mod activity;
+mod clock;
 mod counting;
+mod crash;
+mod env;
+mod mock;
 
+pub use activity::ActivityTestContext;
+pub use clock::{Hold, TestClock};
 pub use counting::{CountingStore, StoreCalls};
+pub use crash::{CrashSimulation, Fault, FaultyStore, SimulationError, SimulationReport};
+pub use env::{TestEnv, TestEnvBuilder, TEST_START};
+pub use mock::{MockCall, MockOutcome};
 
 use std::time::Duration;
 

@@ -409,7 +409,7 @@ async fn heartbeat_pump(
                 last_beat = inner.clock.now();
                 dirty = true;
             }
-            _ = inner.clock.sleep(wait) => {}
+            _ = wait_beat(inner, wait, hb_timeout.is_some() || dirty) => {}
         }
         let now = inner.clock.now();
         if hb_timeout.is_some_and(|t| now.since(last_beat) >= t) {
@@ -428,5 +428,15 @@ async fn heartbeat_pump(
                 Err(e) => warn!(error = %e, "recording a heartbeat failed"),
             }
         }
+    }
+}
+
+/// The heartbeat pump's wait: a deadline when a heartbeat timeout runs or details wait to be
+/// sent, else only a bound on how long it goes without looking.
+async fn wait_beat(inner: &Inner, wait: Duration, deadline: bool) {
+    if deadline {
+        inner.clock.sleep(wait).await
+    } else {
+        inner.clock.poll_sleep(wait).await
     }
 }

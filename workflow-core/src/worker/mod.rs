@@ -6,7 +6,7 @@ pub use activities::CANCEL_CLEANUP;
 mod children;
 mod closing;
 mod executor;
-mod registry;
+pub(crate) mod registry;
 pub(crate) mod reset;
 mod workflow_tasks;
 
@@ -167,17 +167,33 @@ pub struct Worker {
     clock: Arc<dyn Clock>,
     options: WorkerOptions,
     registry: Registry,
+    /// A test clock kept from skipping while a task is handled ([`crate::testing::TestEnv`]).
+    holds: Option<crate::testing::TestClock>,
 }
 
 impl Worker {
     /// A worker on `store` using the system clock.
     pub fn new(store: Arc<dyn Store>, options: WorkerOptions) -> Self {
-        Worker { store, clock: Arc::new(SystemClock), options, registry: Registry::default() }
+        Worker { store, clock: Arc::new(SystemClock), options, registry: Registry::default(), holds: None }
     }
 
     /// Uses `clock` instead of the system clock (tests use a virtual clock).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Uses the test clock `clock`, held while a task is handled so that it skips time only
+    /// when nothing runs.
+    pub(crate) fn with_test_clock(mut self, clock: crate::testing::TestClock) -> Self {
+        self.clock = Arc::new(clock.clone());
+        self.holds = Some(clock);
+        self
+    }
+
+    /// Uses `registry` (a test env's registrations, mocks included).
+    pub(crate) fn with_registry(mut self, registry: Registry) -> Self {
+        self.registry = registry;
         self
     }
 
@@ -223,6 +239,7 @@ impl Worker {
             shutdown: shutdown_rx,
             inflight: Mutex::new(JoinSet::new()),
             fatal: watch::channel(None).0,
+            holds: self.holds,
         });
         // Leases this identity's previous incarnation held (in a store where leases outlive
         // the process) are given up before polling, so that its tasks run again at once.
@@ -282,6 +299,7 @@ pub(crate) struct Inner {
     inflight: Mutex<JoinSet<()>>,
     /// Set when the store failed for good: the worker stopped (see `RunningWorker::failed`).
     fatal: watch::Sender<Option<crate::error::StoreError>>,
+    holds: Option<crate::testing::TestClock>,
 }
 
 fn inner_set(inner: &Inner) -> std::sync::MutexGuard<'_, JoinSet<()>> {
@@ -384,7 +402,7 @@ async fn poll_loop(inner: Arc<Inner>, queue: TaskQueue) {
             }
             Err(e) => {
                 warn!(error = %e, ?queue, "leasing tasks failed; retrying");
-                inner.clock.sleep(inner.options.poll_interval).await;
+                inner.clock.poll_sleep(inner.options.poll_interval).await;
                 continue;
             }
         };
@@ -397,17 +415,26 @@ async fn poll_loop(inner: Arc<Inner>, queue: TaskQueue) {
         if got > 0 {
             continue;
         }
-        let wait = match inner.store.next_due(queue).await {
-            Ok(Some(t)) => t.since(inner.clock.now()).min(inner.options.poll_interval),
-            _ => inner.options.poll_interval,
+        // Two waits: until the next task is due (a real deadline), and the poll interval (a
+        // safety net only, which a time-skipping test clock does not skip to).
+        let due = match inner.store.next_due(queue).await {
+            Ok(Some(t)) => Some(t.since(inner.clock.now())),
+            _ => None,
         };
-        if wait.is_zero() {
+        if due.is_some_and(|d| d.is_zero()) {
             tokio::task::yield_now().await;
             continue;
         }
+        let until_due = async {
+            match due {
+                Some(d) => inner.clock.sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = &mut notified => {}
-            _ = inner.clock.sleep(wait) => {}
+            _ = until_due => {}
+            _ = inner.clock.poll_sleep(inner.options.poll_interval) => {}
             _ = shutdown.changed() => return,
         }
     }
@@ -422,9 +449,11 @@ fn is_fatal(e: &crate::error::StoreError) -> bool {
 /// Runs a leased task in the background, holding `permit` (a slot of its queue) until done.
 fn spawn_task(inner: &Arc<Inner>, task: LeasedTask, permit: OwnedSemaphorePermit) {
     let i = inner.clone();
+    let hold = inner.holds.as_ref().map(crate::testing::TestClock::hold);
     let fut = async move {
         handle_task(&i, task).await;
         drop(permit);
+        drop(hold);
     };
     let mut set = inner_set(inner);
     while set.try_join_next().is_some() {}

@@ -11,6 +11,7 @@ use crate::payload::Payload;
 use crate::replay::WorkflowFn;
 use crate::workflow::{Workflow, WorkflowContext, WorkflowError};
 
+/// An activity behind its name: typed input and output decoded and encoded around it.
 pub(crate) trait ErasedActivity: Send + Sync {
     fn run(&self, ctx: ActivityContext, input: Payload) -> BoxFuture<'_, Result<Payload, ActivityError>>;
 }
