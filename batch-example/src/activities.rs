@@ -653,7 +653,7 @@ mod tests {
     use super::*;
     use crate::csv_chunks::load_chunks;
     use crate::mock_api::{behaviour, Behaviour, MockApi, MockApiOptions};
-    use workflow_core::Payload;
+    use workflow_core::testing::ActivityTestContext;
 
     struct Fixture {
         _dir: tempfile::TempDir,
@@ -693,7 +693,8 @@ mod tests {
     async fn enriches_every_record_and_heartbeats() {
         let api = mock(0.0).await;
         let f = fixture(50);
-        let (ctx, handle) = ActivityContext::for_test(EnrichChunk::NAME, None);
+        let t = ActivityTestContext::new(EnrichChunk::NAME);
+        let ctx = t.context();
         let out = EnrichChunk::new(api.url()).run(ctx, input(&f)).await.unwrap();
         assert_eq!((out.records, out.enriched, out.fallback, out.attempt), (50, 50, 0, 1));
         let records = staged(&f, 1);
@@ -701,7 +702,7 @@ mod tests {
         assert!(records.iter().all(|r| r.enriched && r.region == "EMEA" && r.segment.is_some()));
         // Output order is input order, whatever order the concurrent calls finished in.
         assert!(records.windows(2).all(|w| w[0].row < w[1].row));
-        let hb: EnrichHeartbeat = handle.last_heartbeat().unwrap().decode("heartbeat").unwrap();
+        let hb: EnrichHeartbeat = t.last_heartbeat().unwrap();
         assert_eq!((hb.processed, hb.total), (50, 50));
         assert_eq!(hb.staged_bytes, std::fs::metadata(staging_path(&f.batch_dir, 0, 1)).unwrap().len());
         api.stop().await;
@@ -711,7 +712,7 @@ mod tests {
     async fn failed_calls_become_fallback_records() {
         let api = mock(0.5).await;
         let f = fixture(200);
-        let (ctx, _h) = ActivityContext::for_test(EnrichChunk::NAME, None);
+        let ctx = ActivityTestContext::new(EnrichChunk::NAME).context();
         let out = EnrichChunk::new(api.url()).run(ctx, input(&f)).await.unwrap();
         let records = staged(&f, 1);
         let expected_failures = records.iter().filter(|r| behaviour(&r.id, 0.5) != Behaviour::Ok).count() as u64;
@@ -736,7 +737,7 @@ mod tests {
     async fn a_changed_input_file_is_not_retried() {
         let f = fixture(10);
         std::fs::write(&f.chunk.path, "id,name,email,country\nu1,A,a@example.com,DE\n").unwrap();
-        let (ctx, _h) = ActivityContext::for_test(EnrichChunk::NAME, None);
+        let ctx = ActivityTestContext::new(EnrichChunk::NAME).context();
         let err = EnrichChunk::new("http://127.0.0.1:9").run(ctx, input(&f)).await.unwrap_err();
         assert_eq!((err.error_type.as_str(), err.retryable), ("InputChanged", false));
     }
@@ -746,7 +747,7 @@ mod tests {
         // A port that was just free: nothing listens there.
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let f = fixture(20);
-        let (ctx, _h) = ActivityContext::for_test(EnrichChunk::NAME, None);
+        let ctx = ActivityTestContext::new(EnrichChunk::NAME).context();
         let err = EnrichChunk::new(format!("http://127.0.0.1:{port}")).run(ctx, input(&f)).await.unwrap_err();
         assert!(err.retryable, "{err}");
         assert_eq!(err.error_type, "ApiUnavailable");
@@ -758,7 +759,7 @@ mod tests {
     async fn retried_attempt_resumes_from_the_last_heartbeat() {
         let api = mock(0.1).await;
         let f = fixture(40);
-        let (ctx, _h) = ActivityContext::for_test(EnrichChunk::NAME, None);
+        let ctx = ActivityTestContext::new(EnrichChunk::NAME).context();
         EnrichChunk::new(api.url()).run(ctx, input(&f)).await.unwrap();
         let full = staged(&f, 1);
         let path = staging_path(&f.batch_dir, 0, 1);
@@ -778,7 +779,7 @@ mod tests {
             attempt: 1,
         };
         let audit_path = f.batch_dir.join("audit.log");
-        let (ctx, _h) = ActivityContext::for_test(EnrichChunk::NAME, Some(Payload::encode(&hb).unwrap()));
+        let ctx = ActivityTestContext::new(EnrichChunk::NAME).attempt(2).previous_heartbeat(&hb).context();
         let out =
             EnrichChunk::new(api.url()).audit(Some(AuditLog::new(&audit_path))).run(ctx, input(&f)).await.unwrap();
         assert_eq!(staged(&f, 2), full);
@@ -795,7 +796,7 @@ mod tests {
     async fn records_staged_after_the_last_heartbeat_are_kept_when_they_match() {
         let api = mock(0.1).await;
         let f = fixture(40);
-        let (ctx, _h) = ActivityContext::for_test(EnrichChunk::NAME, None);
+        let ctx = ActivityTestContext::new(EnrichChunk::NAME).context();
         EnrichChunk::new(api.url()).run(ctx, input(&f)).await.unwrap();
         let full = staged(&f, 1);
         let path = staging_path(&f.batch_dir, 0, 1);
@@ -804,7 +805,7 @@ mod tests {
         std::fs::write(&path, lines[..25].concat()).unwrap();
         let hb = EnrichHeartbeat { processed: 5, total: 40, attempt: 1, ..EnrichHeartbeat::default() };
         let audit_path = f.batch_dir.join("audit.log");
-        let (ctx, _h) = ActivityContext::for_test(EnrichChunk::NAME, Some(Payload::encode(&hb).unwrap()));
+        let ctx = ActivityTestContext::new(EnrichChunk::NAME).attempt(2).previous_heartbeat(&hb).context();
         let enrich = EnrichChunk::new(api.url()).audit(Some(AuditLog::new(&audit_path)));
         let out = enrich.run(ctx, input(&f)).await.unwrap();
         assert_eq!(staged(&f, 2), full);
@@ -817,7 +818,7 @@ mod tests {
         std::fs::remove_dir_all(f.batch_dir.join(".staging")).unwrap();
         std::fs::create_dir_all(f.batch_dir.join(".staging")).unwrap();
         std::fs::write(&path, wrong).unwrap();
-        let (ctx, _h) = ActivityContext::for_test(EnrichChunk::NAME, None);
+        let ctx = ActivityTestContext::new(EnrichChunk::NAME).context();
         enrich.run(ctx, input(&f)).await.unwrap();
         assert_eq!(staged(&f, 1), full);
         assert!(std::fs::read_to_string(&audit_path).unwrap().contains("attempt=1 from=10"));
@@ -828,7 +829,7 @@ mod tests {
     async fn save_writes_the_chunk_file_atomically_and_is_idempotent() {
         let api = mock(0.1).await;
         let f = fixture(30);
-        let (ctx, _h) = ActivityContext::for_test(EnrichChunk::NAME, None);
+        let ctx = ActivityTestContext::new(EnrichChunk::NAME).context();
         let enriched = EnrichChunk::new(api.url()).run(ctx, input(&f)).await.unwrap();
         let staged_records = staged(&f, 1);
         let save_input = SaveChunkInput {
@@ -837,7 +838,7 @@ mod tests {
             staged: enriched.staged.clone(),
             records: enriched.records,
         };
-        let (ctx, _h) = ActivityContext::for_test(SaveChunk::NAME, None);
+        let ctx = ActivityTestContext::new(SaveChunk::NAME).context();
         let saved = SaveChunk::default().run(ctx, save_input.clone()).await.unwrap();
         assert_eq!(saved.records, 30);
         let written: Vec<EnrichedRecord> = serde_json::from_slice(&std::fs::read(&saved.file).unwrap()).unwrap();
@@ -845,7 +846,7 @@ mod tests {
         assert!(!staging_path(&f.batch_dir, 0, 1).exists());
         assert!(!saved.file.with_extension("json.tmp").exists());
         // A retried save (the first one's result was lost in a crash) finds the file in place.
-        let (ctx, _h) = ActivityContext::for_test(SaveChunk::NAME, None);
+        let ctx = ActivityTestContext::new(SaveChunk::NAME).context();
         let again = SaveChunk::default().run(ctx, save_input).await.unwrap();
         assert_eq!(again.records, 30);
         assert_eq!(std::fs::read(&saved.file).unwrap(), std::fs::read(&again.file).unwrap());

@@ -8,8 +8,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use workflow_core::policy::next_retry;
 use workflow_core::store::MemoryStore;
+use workflow_core::testing::ActivityTestContext;
 use workflow_core::{
-    Activity, ActivityContext, ActivityError, ActivityFailure, ActivityOptions, NextRetry, Payload, RetryPolicy,
+    Activity, ActivityContext, ActivityError, ActivityFailure, ActivityOptions, NextRetry, RetryPolicy,
     StartOptions, Worker, WorkerOptions, Workflow, WorkflowContext, WorkflowError,
 };
 
@@ -139,13 +140,12 @@ async fn main() {
 
     // ANCHOR: unit
     // An activity is a plain value: call it directly in a unit test.
-    let (ctx, handle) = ActivityContext::for_test(ProcessItems::NAME, None);
-    assert_eq!(ProcessItems.run(ctx, vec![1, 2, 3]).await.unwrap(), 6);
-    assert!(handle.last_heartbeat().is_some());
+    let t = ActivityTestContext::new(ProcessItems::NAME);
+    assert_eq!(t.run(&ProcessItems, vec![1, 2, 3]).await.unwrap(), 6);
+    assert_eq!(t.heartbeats::<Progress>().len(), 3, "one heartbeat per item");
     // A retried attempt resumes from the previous attempt's last heartbeat.
-    let previous = Payload::encode(&Progress { done: 2 }).unwrap();
-    let (ctx, _) = ActivityContext::for_test(ProcessItems::NAME, Some(previous));
-    assert_eq!(ProcessItems.run(ctx, vec![1, 2, 3]).await.unwrap(), 3);
+    let t = ActivityTestContext::new(ProcessItems::NAME).attempt(2).previous_heartbeat(&Progress { done: 2 });
+    assert_eq!(t.run(&ProcessItems, vec![1, 2, 3]).await.unwrap(), 3);
     // ANCHOR_END: unit
 
     let calls = Arc::new(AtomicU32::new(0));

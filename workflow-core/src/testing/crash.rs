@@ -130,7 +130,8 @@ impl FaultyStore {
     async fn write<T>(&self, make: impl std::future::Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
         self.check()?;
         let n = self.writes.fetch_add(1, Ordering::SeqCst) + 1;
-        let simulated = |what: &str| StoreError::Backend { reason: format!("simulated fault: {what}"), retryable: true };
+        let simulated =
+            |what: &str| StoreError::Backend { reason: format!("simulated fault: {what}"), retryable: true };
         match self.fault {
             Some(Fault::FailWrite(k)) if k == n => Err(simulated(&format!("store write {n} failed"))),
             Some(Fault::LoseAck(k)) if k == n => {
@@ -383,7 +384,14 @@ where
     pub fn new(input: W::Input) -> Self {
         let mut registry = Registry::default();
         let error = registry.add_workflow::<W>().err();
-        CrashSimulation { input, registry, error, seed: 1, random_faults: 0, time_limit: Duration::from_secs(365 * 86_400) }
+        CrashSimulation {
+            input,
+            registry,
+            error,
+            seed: 1,
+            random_faults: 0,
+            time_limit: Duration::from_secs(365 * 86_400),
+        }
     }
 
     fn keep(mut self, r: Result<(), WorkerError>) -> Self {
@@ -575,9 +583,8 @@ async fn check_store(store: &dyn Store, effects: &Effects) -> (Vec<String>, u64)
             let outcome = match &e.kind {
                 EventKind::ActivityCompleted { seq, .. } => {
                     match effects.get(&(run.run_id.clone(), *seq)) {
-                        None | Some(0) => violations.push(format!(
-                            "{who}: activity {seq} is recorded completed but never ran to success"
-                        )),
+                        None | Some(0) => violations
+                            .push(format!("{who}: activity {seq} is recorded completed but never ran to success")),
                         Some(n) => repeated += u64::from(n - 1),
                     }
                     Some(("activity", *seq))

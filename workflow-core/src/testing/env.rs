@@ -251,7 +251,11 @@ impl TestEnv {
     }
 
     /// Starts workflow `W` under `workflow_id` with default options.
-    pub async fn start<W: Workflow>(&self, workflow_id: &str, input: W::Input) -> Result<WorkflowHandle<W>, StartError> {
+    pub async fn start<W: Workflow>(
+        &self,
+        workflow_id: &str,
+        input: W::Input,
+    ) -> Result<WorkflowHandle<W>, StartError> {
         self.client().start::<W>(workflow_id, input, StartOptions::default()).await
     }
 

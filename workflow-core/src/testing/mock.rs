@@ -40,8 +40,9 @@ impl MockOutcome {
     /// The attempt returns `value`. A value that does not serialize makes the attempt fail
     /// with a non-retryable `MockInvalid` error saying so.
     pub fn ok<T: Serialize>(value: &T) -> Self {
-        let r = Payload::encode(value)
-            .map_err(|e| ActivityError::non_retryable("MockInvalid", format!("the mock's value does not serialize: {e}")));
+        let r = Payload::encode(value).map_err(|e| {
+            ActivityError::non_retryable("MockInvalid", format!("the mock's value does not serialize: {e}"))
+        });
         MockOutcome { heartbeats: Vec::new(), end: End::Return(r) }
     }
 
@@ -112,7 +113,9 @@ impl Mock {
         f: impl Fn(&ActivityContext, A::Input) -> Result<A::Output, ActivityError> + Send + Sync + 'static,
     ) -> Mock {
         let name = A::NAME;
-        let respond = move |ctx: &ActivityContext, input: Payload| match input.decode::<A::Input>(&format!("input of activity {name}")) {
+        let respond = move |ctx: &ActivityContext, input: Payload| match input
+            .decode::<A::Input>(&format!("input of activity {name}"))
+        {
             Err(e) => MockOutcome::error(ActivityError::non_retryable("InvalidInput", e.to_string())),
             Ok(input) => match f(ctx, input) {
                 Ok(out) => MockOutcome::ok(&out),
@@ -136,15 +139,17 @@ impl Mock {
     fn next(&self, ctx: &ActivityContext, input: Payload) -> MockOutcome {
         match &self.behaviour {
             Behaviour::Respond(f) => f(ctx, input),
-            Behaviour::Script(queue, n) => queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front().unwrap_or_else(|| {
-                MockOutcome::error(ActivityError::non_retryable(
-                    "MockExhausted",
-                    format!(
+            Behaviour::Script(queue, n) => {
+                queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front().unwrap_or_else(|| {
+                    MockOutcome::error(ActivityError::non_retryable(
+                        "MockExhausted",
+                        format!(
                         "the mock of activity {} was scripted for {n} call(s) and got one more; script more outcomes",
                         self.activity_type
                     ),
-                ))
-            }),
+                    ))
+                })
+            }
         }
     }
 }
