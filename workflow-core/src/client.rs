@@ -373,6 +373,7 @@ impl Client {
 
     /// Waits until the run closes and returns its info.
     pub async fn wait_closed(&self, workflow_id: &str, run_id: Option<&RunId>) -> Result<RunInfo, ControlError> {
+        let _waiting = self.clock.waiting();
         let watch = self.close_watch.get_or_init(|| self.store.closed_runs().map(CloseWatch::start)).clone();
         if let Some(watch) = watch {
             let mut info = self.run_info(workflow_id, run_id).await?;
@@ -437,6 +438,7 @@ impl<W: Workflow> WorkflowHandle<W> {
     /// Waits for the workflow to finish and returns its typed result. Follows the chain of
     /// runs: continue-as-new and retries by the workflow's retry policy.
     pub async fn result(&self) -> Result<W::Output, ResultError> {
+        let _waiting = self.client.clock.waiting();
         let mut run_id = self.run_id.clone();
         let wid = self.workflow_id.clone();
         loop {

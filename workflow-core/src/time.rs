@@ -76,6 +76,13 @@ pub trait Clock: Send + Sync + 'static {
     fn poll_sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
         self.sleep(d)
     }
+
+    /// Called by a [`Client`](crate::Client) about to wait for a run to close; the wait
+    /// lasts as long as the returned guard. A time-skipping clock
+    /// ([`TestClock`](crate::testing::TestClock)) lets time pass meanwhile. Default: nothing.
+    fn waiting(&self) -> Option<Box<dyn Send>> {
+        None
+    }
 }
 
 /// The wall clock, with tokio timers.

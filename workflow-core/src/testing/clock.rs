@@ -2,7 +2,7 @@
 //! running: [`TestClock`].
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,12 +15,14 @@ use crate::time::{Clock, Timestamp};
 /// [`TestClock::skip_automatically`] runs, to the next deadline whenever nothing is running.
 /// It needs no paused tokio runtime and works on any runtime: its timers are its own.
 ///
-/// "Nothing is running" means: no [`TestClock::hold`] is held (a
-/// [`TestEnv`](crate::testing::TestEnv)'s worker holds one while it handles a task, so time
-/// stands still while a real activity does its I/O), and a few rounds of letting every other
-/// task run changed nothing. Time then moves to the earliest deadline of a
-/// [`Clock::sleep`], never to the end of a [`Clock::poll_sleep`] (a poll interval is not a
-/// reason for time to pass).
+/// "Nothing is running" means: no [`TestClock::hold`] is held, and a few rounds of letting
+/// every other task run changed nothing. A [`TestEnv`](crate::testing::TestEnv)'s worker
+/// holds the clock while it handles a task (so time stands still while a real activity does
+/// its I/O), and the test itself holds it except while it waits for a run to close (a
+/// client's wait gives a hold back through [`Clock::waiting`]): time never jumps between
+/// two lines of a test. Time then moves to the earliest deadline of a [`Clock::sleep`],
+/// never to the end of a [`Clock::poll_sleep`] (a poll interval is not a reason for time to
+/// pass).
 ///
 /// ```
 /// use std::time::Duration;
@@ -46,7 +48,8 @@ struct Shared {
     kick: Notify,
     /// Changes whenever something happens that the skipper should wait out.
     epoch: AtomicU64,
-    holds: AtomicUsize,
+    /// Holds taken minus holds given back; time skips only at zero or below.
+    holds: AtomicI64,
 }
 
 #[derive(Default)]
@@ -74,7 +77,7 @@ impl TestClock {
                 state: Mutex::new(State::default()),
                 kick: Notify::new(),
                 epoch: AtomicU64::new(0),
-                holds: AtomicUsize::new(0),
+                holds: AtomicI64::new(0),
             }),
         }
     }
@@ -114,6 +117,8 @@ impl TestClock {
     /// Moves time forward by `d`, stopping at each deadline on the way so that what a timer
     /// wakes (and the timers it sets) runs before time moves on.
     pub async fn advance(&self, d: Duration) {
+        // Skipping would race past the target.
+        let _hold = self.hold();
         let target = self.now().add(d);
         loop {
             let next = self.next_deadline().filter(|t| *t <= target);
@@ -146,7 +151,7 @@ impl TestClock {
                 tokio::task::yield_now().await;
             }
             let quiet = self.shared.epoch.load(Ordering::SeqCst) == before;
-            if quiet && (!unheld || self.shared.holds.load(Ordering::SeqCst) == 0) {
+            if quiet && (!unheld || self.shared.holds.load(Ordering::SeqCst) <= 0) {
                 return;
             }
             if unheld && self.shared.holds.load(Ordering::SeqCst) > 0 {
@@ -170,7 +175,7 @@ impl TestClock {
             tokio::pin!(kicked);
             kicked.as_mut().enable();
             match self.next_deadline() {
-                Some(t) if self.shared.holds.load(Ordering::SeqCst) == 0 => self.set(t),
+                Some(t) if self.shared.holds.load(Ordering::SeqCst) <= 0 => self.set(t),
                 _ => kicked.await,
             }
         }
@@ -218,6 +223,10 @@ impl Clock for TestClock {
 
     fn poll_sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
         self.wait_until(self.deadline_after(d), None)
+    }
+
+    fn waiting(&self) -> Option<Box<dyn Send>> {
+        Some(Box::new(self.release_hold()))
     }
 }
 

@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use super::{TestClock, TEST_START};
 use crate::activity::{Activity, ActivityContext, ActivityError};
 use crate::client::StartOptions;
-use crate::error::{ResultError, StoreError, WorkerError};
+use crate::error::{ControlError, ResultError, StoreError, WorkerError};
 use crate::history::{Event, EventKind};
 use crate::ids::{EventId, RunId, Seq};
 use crate::payload::Payload;
@@ -25,7 +25,7 @@ use crate::store::{
 use crate::time::{Clock, Timestamp};
 use crate::worker::registry::ErasedActivity;
 use crate::worker::{Registry, Worker, WorkerOptions};
-use crate::workflow::Workflow;
+use crate::workflow::{Signal, Workflow};
 
 /// What a [`FaultyStore`] does to its Nth write (a `create_run` or an `append`, counted from 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -305,6 +305,7 @@ impl ErasedActivity for Counted {
 /// ```
 pub struct CrashSimulation<W: Workflow> {
     input: W::Input,
+    after_start: Vec<AfterStart>,
     registry: Registry,
     error: Option<WorkerError>,
     seed: u64,
@@ -367,6 +368,9 @@ pub enum SimulationError {
     Baseline(String),
 }
 
+/// Something the simulation does through a client once the workflow started.
+type AfterStart = Box<dyn Fn(crate::client::Client) -> BoxFuture<'static, Result<(), ControlError>> + Send + Sync>;
+
 /// How one run under a fault ended.
 struct Outcome {
     result: Result<Payload, String>,
@@ -386,6 +390,7 @@ where
         let error = registry.add_workflow::<W>().err();
         CrashSimulation {
             input,
+            after_start: Vec::new(),
             registry,
             error,
             seed: 1,
@@ -411,6 +416,28 @@ where
     pub fn workflow<C: Workflow>(mut self) -> Self {
         let r = self.registry.add_workflow::<C>();
         self.keep(r)
+    }
+
+    /// Sends signal `S` with `payload` once the workflow started (after the signals and
+    /// cancellations asked for before it), in every run of the simulation.
+    pub fn then_signal<S: Signal>(mut self, payload: S::Payload) -> Self
+    where
+        S::Payload: Clone + Send + Sync,
+    {
+        self.after_start.push(Box::new(move |client| {
+            let payload = payload.clone();
+            Box::pin(async move { client.signal::<S>("simulated", payload).await })
+        }));
+        self
+    }
+
+    /// Requests cancellation of the workflow once it started (after the signals asked for
+    /// before it), in every run of the simulation.
+    pub fn then_cancel(mut self) -> Self {
+        self.after_start.push(Box::new(|client| {
+            Box::pin(async move { client.cancel("simulated", Some("cancelled by the crash simulation".into())).await })
+        }));
+        self
     }
 
     /// The seed choosing the random faults (default 1).
@@ -474,6 +501,8 @@ where
     async fn once(&self, fault: Option<Fault>) -> Result<Outcome, SimulationError> {
         let clock = TestClock::new(TEST_START);
         let skipper = AbortOnDrop(tokio::spawn(clock.clone().skip_automatically()));
+        // As in a TestEnv: time moves only while the simulation waits for the result.
+        let _hold = clock.hold();
         let inner: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let effects: Effects = Arc::default();
         let mut registry = self.registry.clone();
@@ -501,6 +530,11 @@ where
             // saw an error and starts again, as an application would.
             if let Err(e) = client.start::<W>("simulated", self.input.clone(), StartOptions::default()).await {
                 violations.push(format!("starting again after a failed start: {e}"));
+            }
+        }
+        for action in &self.after_start {
+            if let Err(e) = action(client.clone()).await {
+                violations.push(format!("after the start: {e}"));
             }
         }
         let handle = client.handle::<W>("simulated");

@@ -21,9 +21,13 @@ pub const TEST_START: Timestamp = Timestamp(1_767_225_600_000);
 /// A worker, a client and an in-memory store on a [`TestClock`] that skips time whenever
 /// nothing is running: a workflow that sleeps thirty days, or an activity retried with an
 /// hour of backoff, completes in milliseconds, on any tokio runtime (no `start_paused`).
-/// Time stands still while a task is handled, so a real activity doing real I/O sees real
-/// timeouts; a mocked activity scripted to [`time out`](MockOutcome::time_out) lets time skip
-/// to its timeout.
+///
+/// Time moves on its own only while the test waits for a run to close
+/// ([`WorkflowHandle::result`], [`Client::wait_closed`], [`TestEnv::execute`]) and no task is
+/// being handled, so it never jumps between two lines of a test, and a real activity doing
+/// real I/O sees real timeouts; a mocked activity scripted to
+/// [`time out`](MockOutcome::time_out) lets time skip to its timeout.
+/// [`TestEnv::sleep`] moves time by hand.
 ///
 /// Activities can be replaced by type with a closure ([`TestEnvBuilder::mock`]) or a script
 /// of outcomes ([`TestEnvBuilder::script`]), and their calls read back
@@ -83,6 +87,8 @@ pub struct TestEnv {
     mocks: BTreeMap<String, Arc<Mock>>,
     skipper: tokio::task::JoinHandle<()>,
     restarts: u32,
+    /// The test's own hold: time skips only while the test waits for a run to close.
+    _test_hold: super::Hold,
 }
 
 /// Builds a [`TestEnv`]: register workflows, activities and mocks, then
@@ -177,7 +183,7 @@ impl TestEnvBuilder {
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let skipper = tokio::spawn(clock.clone().skip_automatically());
         let mut env = TestEnv {
-            clock,
+            clock: clock.clone(),
             store,
             registry,
             options: self.options,
@@ -185,6 +191,7 @@ impl TestEnvBuilder {
             mocks: self.mocks,
             skipper,
             restarts: 0,
+            _test_hold: clock.hold(),
         };
         env.worker = Some(env.new_worker()?);
         Ok(env)
