@@ -8,6 +8,10 @@ use crate::error::OptionsError;
 use crate::policy::RetryPolicy;
 use crate::time::opt_duration_ms;
 
+/// How much longer an activity attempt's lease lasts than its heartbeat or attempt timeout:
+/// a dead worker's attempt is taken over this much after it would have timed out.
+pub const LEASE_MARGIN: Duration = Duration::from_secs(1);
+
 /// How an activity is run: timeouts and retries. Set per activity type with
 /// [`Activity::options`](crate::Activity::options) or per call with
 /// [`WorkflowContext::activity_with`](crate::WorkflowContext::activity_with).
@@ -117,10 +121,15 @@ impl ActivityOptions {
     }
 
     /// How long a lease on an attempt lasts before another worker may take it over: the
-    /// heartbeat timeout when set (heartbeats extend it), else the attempt timeout.
+    /// heartbeat timeout when set (heartbeats extend it), else the attempt timeout, plus [`LEASE_MARGIN`].
+    ///
+    /// The margin lets a live worker, which enforces those timeouts itself, record its
+    /// attempt's timeout (and the retry's backoff) before the lease can be taken as lost.
+    /// Without it both fell on the same instant, and a timed-out attempt was sometimes
+    /// retried at once, as a lost one, without its backoff.
     pub(crate) fn lease_duration(&self) -> Duration {
         let t = self.attempt_timeout();
-        self.heartbeat_timeout.map_or(t, |h| h.min(t))
+        self.heartbeat_timeout.map_or(t, |h| h.min(t)) + LEASE_MARGIN
     }
 }
 
@@ -200,7 +209,7 @@ mod tests {
         let o = ActivityOptions::default()
             .start_to_close_timeout(Duration::from_secs(300))
             .heartbeat_timeout(Duration::from_secs(15));
-        assert_eq!(o.lease_duration(), Duration::from_secs(15));
+        assert_eq!(o.lease_duration(), Duration::from_secs(15) + LEASE_MARGIN);
         assert_eq!(o.attempt_timeout(), Duration::from_secs(300));
     }
 }
