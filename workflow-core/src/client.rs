@@ -368,6 +368,7 @@ impl Client {
     }
 
     async fn wait_exists(&self, run_id: &RunId) -> Result<(), StoreError> {
+        let _waiting = self.clock.waiting();
         self.wait_for(|| async { Ok(self.store.get_run(run_id).await?.map(|_| ())) }).await
     }
 
@@ -438,7 +439,6 @@ impl<W: Workflow> WorkflowHandle<W> {
     /// Waits for the workflow to finish and returns its typed result. Follows the chain of
     /// runs: continue-as-new and retries by the workflow's retry policy.
     pub async fn result(&self) -> Result<W::Output, ResultError> {
-        let _waiting = self.client.clock.waiting();
         let mut run_id = self.run_id.clone();
         let wid = self.workflow_id.clone();
         loop {

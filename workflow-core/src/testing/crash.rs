@@ -306,6 +306,7 @@ impl ErasedActivity for Counted {
 pub struct CrashSimulation<W: Workflow> {
     input: W::Input,
     after_start: Vec<AfterStart>,
+    same: Option<SameResult<W>>,
     registry: Registry,
     error: Option<WorkerError>,
     seed: u64,
@@ -368,6 +369,9 @@ pub enum SimulationError {
     Baseline(String),
 }
 
+/// Whether two results of `W` count as the same.
+type SameResult<W> = Box<dyn Fn(&<W as Workflow>::Output, &<W as Workflow>::Output) -> bool + Send + Sync>;
+
 /// Something the simulation does through a client once the workflow started.
 type AfterStart = Box<dyn Fn(crate::client::Client) -> BoxFuture<'static, Result<(), ControlError>> + Send + Sync>;
 
@@ -391,6 +395,7 @@ where
         CrashSimulation {
             input,
             after_start: Vec::new(),
+            same: None,
             registry,
             error,
             seed: 1,
@@ -438,6 +443,23 @@ where
             Box::pin(async move { client.cancel("simulated", Some("cancelled by the crash simulation".into())).await })
         }));
         self
+    }
+
+    /// How to compare a result with the fault-free run's (default: equal as recorded).
+    /// For a result that holds times, which a crash legitimately delays, compare the rest.
+    pub fn same_result(mut self, same: impl Fn(&W::Output, &W::Output) -> bool + Send + Sync + 'static) -> Self {
+        self.same = Some(Box::new(same));
+        self
+    }
+
+    fn same(&self, a: &Result<Payload, String>, b: &Result<Payload, String>) -> bool {
+        match (a, b, &self.same) {
+            (Ok(a), Ok(b), Some(same)) => match (a.decode::<W::Output>("result"), b.decode::<W::Output>("result")) {
+                (Ok(a), Ok(b)) => same(&a, &b),
+                _ => false,
+            },
+            _ => a == b,
+        }
     }
 
     /// The seed choosing the random faults (default 1).
@@ -489,7 +511,7 @@ where
             }
             report.repeated_executions += run.repeated;
             let mut broke = run.violations;
-            if run.result != baseline.result {
+            if !self.same(&run.result, &baseline.result) {
                 broke.push(format!("ended with {:?}, the fault-free run with {:?}", run.result, baseline.result));
             }
             report.violations.extend(broke.into_iter().map(|v| format!("{fault}: {v}")));
