@@ -501,7 +501,7 @@ where
         let mut rng = self.seed;
         for _ in 0..self.random_faults {
             let n = 1 + splitmix(&mut rng) % baseline.writes.max(1);
-            faults.push(if splitmix(&mut rng) % 2 == 0 { Fault::FailWrite(n) } else { Fault::LoseAck(n) });
+            faults.push(if splitmix(&mut rng).is_multiple_of(2) { Fault::FailWrite(n) } else { Fault::LoseAck(n) });
         }
         for fault in faults {
             let run = self.once(Some(fault)).await?;
