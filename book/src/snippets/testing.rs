@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use workflow_core::store::{AttemptOutcome, MemoryStore, RunFilter, RunStatus, Store};
-use workflow_core::testing::VirtualClock;
+use workflow_core::testing::{CrashSimulation, MockOutcome, TestEnv, TEST_START};
 use workflow_core::{
-    Activity, ActivityContext, ActivityError, EventKind, StartError, StartOptions, Timestamp, Worker, WorkerError,
+    Activity, ActivityContext, ActivityError, EventKind, StartError, StartOptions, Worker, WorkerError,
     WorkerOptions, Workflow, WorkflowContext, WorkflowError,
 };
 
@@ -105,11 +105,33 @@ async fn main() {
     // ANCHOR_END: observe
     let _: &Arc<dyn Store> = client.store();
 
-    // ANCHOR: virtual
-    // In a #[tokio::test(start_paused = true)], time only moves when every task waits.
-    let clock = Arc::new(VirtualClock::new(Timestamp(1_767_225_600_000)));
-    let mut test_worker = Worker::new(Arc::new(MemoryStore::new()), WorkerOptions::default()).with_clock(clock);
-    // ANCHOR_END: virtual
-    test_worker.register_workflow::<Quadruple>().unwrap();
+    // ANCHOR: kit
+    // A worker, a client and an in-memory store on a clock that skips time by itself.
+    // `Double` is replaced by a script: the first attempt fails, the second succeeds.
+    let env = TestEnv::builder()
+        .workflow::<Quadruple>()
+        .script::<Double>([
+            MockOutcome::error(ActivityError::retryable("Unavailable", "503")),
+            MockOutcome::ok(&10u64),
+            MockOutcome::ok(&20u64),
+        ])
+        .start()
+        .unwrap();
+    assert_eq!(env.execute::<Quadruple>("q-2", 5).await.unwrap(), 20);
+    let calls = env.calls(Double::NAME);
+    let seen: Vec<(u32, Option<u64>)> = calls.iter().map(|c| (c.attempt, c.input_as::<u64>())).collect();
+    assert_eq!(seen, [(1, Some(5)), (2, Some(5)), (1, Some(10))]);
+    // The retry's backoff passed on the env's clock, not on yours.
+    assert!(env.now() > TEST_START);
+    // ANCHOR_END: kit
+
+    // ANCHOR: crash
+    // Runs the workflow once per store write, crashing right after it, plus 10 seeded
+    // failed writes and lost acknowledgements, and checks the result and the histories.
+    let report = CrashSimulation::<Quadruple>::new(5).activity(Double).seed(42).random_faults(10).run().await.unwrap();
+    assert!(report.passed(), "{report}");
+    println!("{report}");
+    // ANCHOR_END: crash
+
     worker.shutdown().await;
 }
