@@ -19,16 +19,21 @@ use crate::workflow::Workflow;
 /// How to start a workflow.
 ///
 /// ```
-/// use workflow_core::StartOptions;
-/// let options = StartOptions::default().idempotent(true);
-/// assert!(options.idempotent);
+/// use workflow_core::{IdConflictPolicy, IdReusePolicy, StartOptions};
+/// let options = StartOptions::default()
+///     .id_conflict_policy(IdConflictPolicy::UseExisting)
+///     .id_reuse_policy(IdReusePolicy::AllowDuplicateFailedOnly);
+/// assert_eq!(options.id_conflict_policy, IdConflictPolicy::UseExisting);
 /// ```
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct StartOptions {
-    /// When the workflow id already has an open run, return its handle instead of
-    /// [`StartError::AlreadyStarted`].
-    pub idempotent: bool,
+    /// What the start does when the workflow id has an open run. Default
+    /// [`IdConflictPolicy::Fail`].
+    pub id_conflict_policy: IdConflictPolicy,
+    /// What the start does when the workflow id's latest run is closed. Default
+    /// [`IdReusePolicy::AllowDuplicate`].
+    pub id_reuse_policy: IdReusePolicy,
     /// Retry the whole workflow: a failed run is followed by a new run (same workflow id) after
     /// the policy's backoff, until the policy gives up. Default: no retries.
     pub retry_policy: Option<crate::RetryPolicy>,
@@ -37,6 +42,48 @@ pub struct StartOptions {
     /// Close the workflow as timed out when all its runs (continue-as-new, retries) take longer
     /// than this. Default: no limit.
     pub execution_timeout: Option<Duration>,
+}
+
+/// What starting a workflow id does when a run of it is still open (as Temporal's
+/// `WorkflowIdConflictPolicy`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IdConflictPolicy {
+    /// Refuse with [`StartError::AlreadyStarted`] (the default).
+    #[default]
+    Fail,
+    /// Return a handle on the open run; nothing is started. The start of an application
+    /// that may have crashed after starting: it attaches to the run it started.
+    UseExisting,
+    /// Terminate the open run (its children closed by their policies), then start anew.
+    TerminateExisting,
+}
+
+/// What starting a workflow id does when its latest run is closed (as Temporal's
+/// `WorkflowIdReusePolicy`). A run removed by retention no longer counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IdReusePolicy {
+    /// Start a new run whatever the last one's outcome (the default).
+    #[default]
+    AllowDuplicate,
+    /// Start a new run only when the last one did not complete: it failed, was cancelled,
+    /// terminated or timed out. A completed job is not done twice.
+    AllowDuplicateFailedOnly,
+    /// Never start a second run of the id.
+    RejectDuplicate,
+}
+
+impl IdReusePolicy {
+    fn allows(self, last: RunStatus) -> bool {
+        match self {
+            IdReusePolicy::AllowDuplicate => true,
+            IdReusePolicy::AllowDuplicateFailedOnly => {
+                matches!(last, RunStatus::Failed | RunStatus::Cancelled | RunStatus::Terminated | RunStatus::TimedOut)
+            }
+            IdReusePolicy::RejectDuplicate => false,
+        }
+    }
 }
 
 impl StartOptions {
@@ -58,9 +105,21 @@ impl StartOptions {
         self
     }
 
-    /// Sets idempotent start.
+    /// Sets what a start does when the id has an open run.
+    pub fn id_conflict_policy(mut self, p: IdConflictPolicy) -> Self {
+        self.id_conflict_policy = p;
+        self
+    }
+
+    /// Sets what a start does when the id's latest run is closed.
+    pub fn id_reuse_policy(mut self, p: IdReusePolicy) -> Self {
+        self.id_reuse_policy = p;
+        self
+    }
+
+    /// `true`: [`IdConflictPolicy::UseExisting`]; `false`: [`IdConflictPolicy::Fail`].
     pub fn idempotent(mut self, yes: bool) -> Self {
-        self.idempotent = yes;
+        self.id_conflict_policy = if yes { IdConflictPolicy::UseExisting } else { IdConflictPolicy::Fail };
         self
     }
 }
@@ -174,16 +233,37 @@ impl Client {
         let run = NewRun::new(run_id.clone(), W::NAME, workflow_id, input, now)
             .start(start)
             .seed(uuid::Uuid::new_v4().as_u64_pair().0);
-        match self.store.create_run(run).await {
-            Ok(()) => Ok(self.handle_for_run(workflow_id, Some(run_id))),
-            Err(StoreError::AlreadyExists { workflow_id, run_id }) => {
-                if options.idempotent {
-                    Ok(self.handle_for_run(&workflow_id, Some(run_id)))
-                } else {
-                    Err(StartError::AlreadyStarted { workflow_id, run_id })
+        if options.id_reuse_policy != IdReusePolicy::AllowDuplicate {
+            if let Some(last) = self.store.current_run(workflow_id).await? {
+                if last.status.is_closed() && !options.id_reuse_policy.allows(last.status) {
+                    return Err(StartError::IdReuseRejected {
+                        workflow_id: workflow_id.to_string(),
+                        run_id: last.run_id,
+                        status: last.status,
+                        policy: options.id_reuse_policy,
+                    });
                 }
             }
-            Err(e) => Err(e.into()),
+        }
+        // A run terminated to make room may be replaced by a racing start: a few tries.
+        let mut tries = 0;
+        loop {
+            match self.store.create_run(run.clone()).await {
+                Ok(()) => return Ok(self.handle_for_run(workflow_id, Some(run_id))),
+                Err(StoreError::AlreadyExists { workflow_id, run_id: open }) => match options.id_conflict_policy {
+                    IdConflictPolicy::UseExisting => return Ok(self.handle_for_run(&workflow_id, Some(open))),
+                    IdConflictPolicy::TerminateExisting if tries < 3 => {
+                        tries += 1;
+                        let reason = format!("terminated to start run {run_id} (IdConflictPolicy::TerminateExisting)");
+                        match crate::worker::terminate(&*self.store, &open, reason, self.clock.now()).await {
+                            Ok(()) | Err(StoreError::RunClosed { .. }) | Err(StoreError::Conflict { .. }) => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                    _ => return Err(StartError::AlreadyStarted { workflow_id, run_id: open }),
+                },
+                Err(e) => return Err(e.into()),
+            }
         }
     }
 

@@ -359,12 +359,25 @@ pub enum WorkflowTaskError {
 pub enum StartError {
     /// The workflow id already has an open run. Use `StartOptions::idempotent` to get the
     /// existing run's handle instead.
-    #[error("workflow {workflow_id:?} is already running (run {run_id}); wait for it, cancel it, or start with StartOptions::idempotent(true) to attach to it")]
+    #[error("workflow {workflow_id:?} is already running (run {run_id}); wait for it, cancel it, or start with IdConflictPolicy::UseExisting (StartOptions::idempotent(true)) to attach to it or TerminateExisting to replace it")]
     AlreadyStarted {
         /// The workflow id.
         workflow_id: String,
         /// The open run.
         run_id: RunId,
+    },
+    /// The workflow id's latest run is closed and the start's
+    /// [`IdReusePolicy`](crate::IdReusePolicy) forbids another run.
+    #[error("workflow {workflow_id:?} already ran (run {run_id} is {status}) and the start's id reuse policy {policy:?} forbids another run; use a new workflow id, or another IdReusePolicy")]
+    IdReuseRejected {
+        /// The workflow id.
+        workflow_id: String,
+        /// Its latest run.
+        run_id: RunId,
+        /// How that run ended.
+        status: crate::store::RunStatus,
+        /// The policy that refused.
+        policy: crate::client::IdReusePolicy,
     },
     /// The workflow type is not registered with the worker the client belongs to.
     #[error("workflow type {workflow_type:?} is not registered (registered: {registered}); register it with Worker::register_workflow")]

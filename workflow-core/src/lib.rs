@@ -69,7 +69,7 @@ mod worker;
 mod workflow;
 
 pub use activity::{Activity, ActivityContext, ActivityError, ActivityInfo};
-pub use client::{Client, Description, StartOptions, WorkflowHandle};
+pub use client::{Client, Description, IdConflictPolicy, IdReusePolicy, StartOptions, WorkflowHandle};
 pub use error::{
     bound_message, ControlError, Error, Failure, IdError, NondeterminismError, OptionsError, PayloadError, QueryError,
     ResetError, ResultError, StartError, StoreError, WorkerError, WorkflowTaskError, MAX_FAILURE_DETAILS_BYTES,
