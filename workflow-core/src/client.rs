@@ -151,6 +151,19 @@ pub struct Client {
     limits: Limits,
     registered: Option<Arc<Vec<String>>>,
     close_watch: Arc<std::sync::OnceLock<Option<Arc<CloseWatch>>>>,
+    /// The worker whose workflow code answers queries (clients from a running worker).
+    queries: Option<std::sync::Weak<dyn QueryServer>>,
+}
+
+/// Answers a query from a run's history with the workflow code it knows.
+pub(crate) trait QueryServer: Send + Sync {
+    fn answer(
+        &self,
+        run: &RunInfo,
+        history: Vec<Event>,
+        name: &str,
+        args: Payload,
+    ) -> Result<Payload, crate::error::QueryError>;
 }
 
 impl Client {
@@ -164,7 +177,41 @@ impl Client {
             limits: Limits::default(),
             registered: None,
             close_watch: Arc::default(),
+            queries: None,
         }
+    }
+
+    /// Answers queries with `server`'s workflow code.
+    pub(crate) fn with_queries(mut self, server: std::sync::Weak<dyn QueryServer>) -> Self {
+        self.queries = Some(server);
+        self
+    }
+
+    /// Asks workflow `workflow_id` (its latest run, open or closed) query `Q`, answered from
+    /// its current state, rebuilt from its history by the workflow code of the worker this
+    /// client came from ([`RunningWorker::client`](crate::RunningWorker::client)). Writes
+    /// nothing, and needs no worker to be running the run: any worker that registered the
+    /// workflow type answers.
+    ///
+    /// Errors: [`QueryError::NotFound`](crate::error::QueryError::NotFound),
+    /// [`QueryError::UnknownQuery`](crate::error::QueryError::UnknownQuery), and
+    /// [`QueryError::NoWorkflowCode`](crate::error::QueryError::NoWorkflowCode) for a client
+    /// made with [`Client::new`] or before its worker started.
+    pub async fn query<Q: crate::workflow::Query>(
+        &self,
+        workflow_id: &str,
+        args: Q::Args,
+    ) -> Result<Q::Output, crate::error::QueryError> {
+        use crate::error::QueryError;
+        let server = self.queries.as_ref().and_then(std::sync::Weak::upgrade).ok_or(QueryError::NoWorkflowCode)?;
+        let info = self
+            .store
+            .current_run(workflow_id)
+            .await?
+            .ok_or_else(|| QueryError::NotFound { workflow_id: workflow_id.to_string() })?;
+        let history = self.store.read_history(&info.run_id, 0).await?;
+        let answer = server.answer(&info, history, Q::NAME, Payload::encode(&args)?)?;
+        Ok(answer.decode(&format!("answer of query {}", Q::NAME))?)
     }
 
     /// Uses `clock`.

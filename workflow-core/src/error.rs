@@ -550,6 +550,9 @@ pub enum QueryError {
     /// Rebuilding the workflow's state failed.
     #[error(transparent)]
     Replay(#[from] WorkflowTaskError),
+    /// The client has no workflow code to answer with.
+    #[error("this client has no workflow code to answer queries with; ask through a client from RunningWorker::client (a started worker that registered the workflow type)")]
+    NoWorkflowCode,
     /// Payload problem.
     #[error(transparent)]
     Payload(#[from] PayloadError),

@@ -255,3 +255,33 @@ async fn the_simulation_reports_a_workflow_whose_result_changes_with_a_crash() {
     assert!(!report.passed(), "reading a global counter outside a side effect must be caught: {report}");
     assert!(report.violations.iter().any(|v| v.contains("fault-free run")), "{report}");
 }
+
+#[tokio::test]
+async fn queries_go_through_any_client_of_a_running_worker_and_are_answered_by_replay() {
+    let env = TestEnv::builder().workflow::<Approval>().activity(AddOne::default()).start().unwrap();
+    env.start::<Approval>("q-1", ()).await.unwrap();
+    // A second worker on the same store never ran the run: it answers by replaying it.
+    let mut other = workflow_core::Worker::new(env.store().clone(), workflow_core::WorkerOptions::default());
+    other.register_workflow::<Approval>().unwrap();
+    let other = other.start().unwrap();
+    assert_eq!(other.client().query::<Stage>("q-1", ()).await.unwrap(), "waiting for approval");
+    assert_eq!(env.client().query::<Stage>("q-1", ()).await.unwrap(), "waiting for approval");
+
+    let err = env.client().query::<Unknown>("q-1", ()).await.unwrap_err();
+    assert!(matches!(err, workflow_core::QueryError::UnknownQuery { .. }), "{err}");
+    assert!(err.to_string().contains("registered: stage"), "{err}");
+    let err = env.client().query::<Stage>("nobody", ()).await.unwrap_err();
+    assert!(matches!(err, workflow_core::QueryError::NotFound { .. }), "{err}");
+    // A plain client has no workflow code: a typed error that says where to ask.
+    let plain = workflow_core::Client::new(env.store().clone());
+    let err = plain.query::<Stage>("q-1", ()).await.unwrap_err();
+    assert!(matches!(err, workflow_core::QueryError::NoWorkflowCode), "{err}");
+    assert!(err.to_string().contains("RunningWorker::client"), "{err}");
+}
+
+struct Unknown;
+impl Query for Unknown {
+    const NAME: &'static str = "unknown";
+    type Args = ();
+    type Output = ();
+}

@@ -495,30 +495,23 @@ pub struct RunningWorker {
 impl RunningWorker {
     /// A client on the same store and clock.
     pub fn client(&self) -> Client {
+        let server: Arc<dyn crate::client::QueryServer> = self.inner.clone();
         Client::new(self.inner.store.clone())
             .with_clock(self.inner.clock.clone())
             .with_limits(self.inner.options.limits.clone())
             .with_registered(self.inner.registry.workflow_names_list())
+            .with_queries(Arc::downgrade(&server))
     }
 
     /// Asks workflow `workflow_id` (its latest run) query `Q`, answered from its current state
-    /// (replayed from its history when it is not cached). Writes nothing.
+    /// (replayed from its history when it is not cached). Writes nothing. The same as
+    /// [`Client::query`] on this worker's [`client`](Self::client).
     pub async fn query<Q: crate::workflow::Query>(
         &self,
         workflow_id: &str,
         args: Q::Args,
     ) -> Result<Q::Output, crate::error::QueryError> {
-        use crate::error::QueryError;
-        let store = &self.inner.store;
-        let info = store
-            .current_run(workflow_id)
-            .await?
-            .ok_or_else(|| QueryError::NotFound { workflow_id: workflow_id.to_string() })?;
-        let history = store.read_history(&info.run_id, 0).await?;
-        let args = crate::payload::Payload::encode(&args)?;
-        let (run_id, wtype) = (info.run_id.clone(), info.workflow_type.clone());
-        let answer = self.inner.executor.call(move |s| s.query(&run_id, &wtype, &history, Q::NAME, &args))?;
-        Ok(answer.decode(&format!("answer of query {}", Q::NAME))?)
+        self.client().query::<Q>(workflow_id, args).await
     }
 
     /// The worker's identity.
@@ -565,5 +558,18 @@ impl Drop for RunningWorker {
             l.abort();
         }
         inner_set(&self.inner).abort_all();
+    }
+}
+
+impl crate::client::QueryServer for Inner {
+    fn answer(
+        &self,
+        run: &crate::store::RunInfo,
+        history: Vec<crate::history::Event>,
+        name: &str,
+        args: crate::payload::Payload,
+    ) -> Result<crate::payload::Payload, crate::error::QueryError> {
+        let (run_id, wtype, name) = (run.run_id.clone(), run.workflow_type.clone(), name.to_string());
+        Ok(self.executor.call(move |s| s.query(&run_id, &wtype, &history, &name, &args))?)
     }
 }
