@@ -285,3 +285,15 @@ impl Query for Unknown {
     type Args = ();
     type Output = ();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_env_skips_time_on_a_multi_thread_runtime_too() {
+    let env = TestEnv::builder().workflow::<Parent>().workflow::<Child>().activity(AddOne::default()).start().unwrap();
+    for i in 0..5 {
+        // 1 + 1 = 2; child: (2 + 1) * 2 = 6; then 7 + 61.
+        assert_eq!(env.execute::<Parent>(&format!("mt-{i}"), 1).await.unwrap(), 68);
+    }
+    assert!(env.now().since(TEST_START) >= Duration::from_secs(5 * 600));
+    let report = CrashSimulation::<Parent>::new(1).workflow::<Child>().activity(AddOne::default()).run().await.unwrap();
+    assert!(report.passed(), "{report}");
+}

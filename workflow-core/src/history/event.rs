@@ -203,7 +203,16 @@ pub enum EventKind {
         /// The failure as the workflow sees it.
         failure: ActivityFailure,
     },
-    /// The activity was cancelled (the workflow was cancelled while it was pending).
+    /// Workflow code cancelled its pending command `target` (an activity or a timer) without
+    /// cancelling the run; the `ActivityCancelled` or `TimerCancelled` of `target` follows.
+    CommandCancelled {
+        /// Command position of this cancellation.
+        seq: Seq,
+        /// Command position of the activity or timer cancelled.
+        target: Seq,
+    },
+    /// The activity was cancelled (the workflow was cancelled while it was pending, or its
+    /// code cancelled it: see `CommandCancelled`).
     ActivityCancelled {
         /// Command position.
         seq: Seq,
@@ -220,7 +229,8 @@ pub enum EventKind {
         /// Command position.
         seq: Seq,
     },
-    /// The timer was cancelled (the workflow was cancelled while it was pending).
+    /// The timer was cancelled (the workflow was cancelled while it was pending, or its code
+    /// cancelled it: see `CommandCancelled`).
     TimerCancelled {
         /// Command position.
         seq: Seq,
@@ -342,7 +352,8 @@ impl EventKind {
             | EventKind::TimerStarted { seq, .. }
             | EventKind::SideEffectRecorded { seq, .. }
             | EventKind::ChildWorkflowInitiated { seq, .. }
-            | EventKind::PatchMarker { seq, .. } => Some(*seq),
+            | EventKind::PatchMarker { seq, .. }
+            | EventKind::CommandCancelled { seq, .. } => Some(*seq),
             _ => None,
         }
     }
@@ -385,6 +396,7 @@ impl EventKind {
             EventKind::ActivityCompleted { .. } => "ActivityCompleted",
             EventKind::ActivityFailed { .. } => "ActivityFailed",
             EventKind::ActivityTimedOut { .. } => "ActivityTimedOut",
+            EventKind::CommandCancelled { .. } => "CommandCancelled",
             EventKind::ActivityCancelled { .. } => "ActivityCancelled",
             EventKind::TimerStarted { .. } => "TimerStarted",
             EventKind::TimerFired { .. } => "TimerFired",
@@ -419,6 +431,7 @@ impl EventKind {
             }
             EventKind::SideEffectRecorded { seq, .. } => format!("SideEffectRecorded(seq {seq})"),
             EventKind::PatchMarker { seq, patch_id } => format!("PatchMarker(seq {seq}, {patch_id})"),
+            EventKind::CommandCancelled { seq, target } => format!("CommandCancelled(seq {seq}, of seq {target})"),
             EventKind::ChildWorkflowInitiated { seq, workflow_type, workflow_id, .. } => {
                 format!("ChildWorkflowInitiated(seq {seq}, {workflow_type}, id {workflow_id})")
             }

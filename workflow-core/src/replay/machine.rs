@@ -222,7 +222,8 @@ impl RunMachine {
             | EventKind::TimerStarted { seq, .. }
             | EventKind::SideEffectRecorded { seq, .. }
             | EventKind::ChildWorkflowInitiated { seq, .. }
-            | EventKind::PatchMarker { seq, .. } => {
+            | EventKind::PatchMarker { seq, .. }
+            | EventKind::CommandCancelled { seq, .. } => {
                 if !self.next_seq_issued(*seq) {
                     return Err(self.nondet(
                         e.id,
@@ -411,6 +412,13 @@ impl RunMachine {
                 }
                 continue;
             }
+            let consequence = match &cmd {
+                Command::CancelCommand { target, timer: false, .. } => {
+                    Some(EventKind::ActivityCancelled { seq: *target })
+                }
+                Command::CancelCommand { target, timer: true, .. } => Some(EventKind::TimerCancelled { seq: *target }),
+                _ => None,
+            };
             let ev = command_event(cmd);
             if self.replaying(input_id) {
                 return Err(self.nondet_at(
@@ -421,6 +429,7 @@ impl RunMachine {
                 ));
             } else {
                 self.new_events.push(ev);
+                self.new_events.extend(consequence);
             }
         }
         Ok(())
@@ -504,6 +513,7 @@ fn command_event(cmd: Command) -> EventKind {
         Command::StartChild { seq, workflow_type, workflow_id, input, parent_close_policy, start } => {
             EventKind::ChildWorkflowInitiated { seq, workflow_type, workflow_id, input, parent_close_policy, start }
         }
+        Command::CancelCommand { seq, target, .. } => EventKind::CommandCancelled { seq, target },
     }
 }
 
@@ -516,6 +526,7 @@ enum CommandKey {
     SideEffect,
     Child { workflow_type: String, workflow_id: String },
     Patch(String),
+    Cancel { target: Seq },
 }
 
 impl CommandKey {
@@ -528,6 +539,7 @@ impl CommandKey {
                 CommandKey::Child { workflow_type: workflow_type.clone(), workflow_id: workflow_id.clone() }
             }
             EventKind::PatchMarker { patch_id, .. } => CommandKey::Patch(patch_id.clone()),
+            EventKind::CommandCancelled { target, .. } => CommandKey::Cancel { target: *target },
             _ => return None,
         })
     }
@@ -541,6 +553,7 @@ impl CommandKey {
                 CommandKey::Child { workflow_type: workflow_type.clone(), workflow_id: workflow_id.clone() }
             }
             Command::RecordPatch { patch_id, .. } => CommandKey::Patch(patch_id.clone()),
+            Command::CancelCommand { target, .. } => CommandKey::Cancel { target: *target },
         }
     }
 
@@ -554,6 +567,7 @@ impl CommandKey {
                 format!("ChildWorkflowInitiated(seq {seq}, {workflow_type}, id {workflow_id})")
             }
             CommandKey::Patch(id) => format!("PatchMarker(seq {seq}, {id})"),
+            CommandKey::Cancel { target } => format!("CommandCancelled(seq {seq}, of seq {target})"),
         }
     }
 }

@@ -39,6 +39,12 @@ pub(crate) enum Command {
         parent_close_policy: ParentClosePolicy,
         start: crate::history::RunStart,
     },
+    /// Cancel pending command `target`; `timer` says whether it is a timer (else an activity).
+    CancelCommand {
+        seq: Seq,
+        target: Seq,
+        timer: bool,
+    },
 }
 
 impl Command {
@@ -48,7 +54,8 @@ impl Command {
             | Command::StartTimer { seq, .. }
             | Command::RecordSideEffect { seq, .. }
             | Command::StartChild { seq, .. }
-            | Command::RecordPatch { seq, .. } => *seq,
+            | Command::RecordPatch { seq, .. }
+            | Command::CancelCommand { seq, .. } => *seq,
         }
     }
 }
@@ -185,9 +192,33 @@ impl RunState {
                     },
                 );
             }
+            Command::CancelCommand { target, .. } => {
+                let resolution = match self.pending.get(target).map(|p| &p.kind) {
+                    Some(PendingKind::Activity { activity_type }) => Resolution::Activity {
+                        activity_type: activity_type.clone(),
+                        result: Err(ActivityFailure::Cancelled { activity_type: activity_type.clone() }),
+                    },
+                    _ => Resolution::Timer { fired: false },
+                };
+                self.resolve(*target, resolution);
+            }
             Command::RecordSideEffect { .. } | Command::RecordPatch { .. } => {}
         }
         self.issued.push((cmd, at));
+    }
+
+    /// Cancels pending activity or timer `target` (try-cancel: its future resolves as
+    /// cancelled at once). Returns false, issuing nothing, when it is not pending.
+    #[track_caller]
+    pub(crate) fn cancel_command(&mut self, target: Seq) -> bool {
+        let timer = match self.pending.get(&target).map(|p| &p.kind) {
+            Some(PendingKind::Activity { .. }) => false,
+            Some(PendingKind::Timer { .. }) => true,
+            _ => return false,
+        };
+        let seq = self.take_seq();
+        self.issue(Command::CancelCommand { seq, target, timer });
+        true
     }
 
     /// Takes the outcome for `seq`, or registers the waker to be woken when it arrives.

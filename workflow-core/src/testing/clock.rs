@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use tokio::sync::{watch, Notify};
 
+use crate::store::{Store, TaskQueue};
 use crate::time::{Clock, Timestamp};
 
 /// A clock whose time moves only when told to: by [`TestClock::advance`], or, once
@@ -144,13 +145,26 @@ impl TestClock {
 
     /// Lets every other task run until nothing changes any more (and, when `unheld`, until
     /// no hold is held).
+    ///
+    /// On a multi-thread runtime, other threads may be busy while this one yields: each round
+    /// also lets 200 µs of real time pass, and three quiet rounds in a row are needed. That is
+    /// a heuristic; a current-thread runtime (`#[tokio::test]`'s default) makes it exact.
     async fn settle(&self, unheld: bool) {
+        let multi = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let rounds_needed = if multi { 3 } else { 1 };
+        let mut quiet_rounds = 0;
         loop {
             let before = self.shared.epoch.load(Ordering::SeqCst);
             for _ in 0..32 {
                 tokio::task::yield_now().await;
             }
+            if multi {
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
             let quiet = self.shared.epoch.load(Ordering::SeqCst) == before;
+            quiet_rounds = if quiet { quiet_rounds + 1 } else { 0 };
+            let quiet = quiet_rounds >= rounds_needed;
             if quiet && (!unheld || self.shared.holds.load(Ordering::SeqCst) <= 0) {
                 return;
             }
@@ -167,10 +181,27 @@ impl TestClock {
     }
 
     /// Skips time forever: whenever nothing runs, time jumps to the earliest deadline.
-    /// Spawn it (a [`TestEnv`](crate::testing::TestEnv) does) and abort it to stop skipping.
+    /// Spawn it and abort it to stop skipping.
     pub async fn skip_automatically(self) {
+        self.skip(None).await
+    }
+
+    /// As [`skip_automatically`](Self::skip_automatically), and never while `store` holds a
+    /// task that is due now (work a worker is about to take, even on another thread of a
+    /// multi-thread runtime). A [`TestEnv`](crate::testing::TestEnv) skips this way.
+    pub async fn skip_automatically_on(self, store: Arc<dyn Store>) {
+        self.skip(Some(store)).await
+    }
+
+    async fn skip(self, store: Option<Arc<dyn Store>>) {
         loop {
             self.settle(true).await;
+            if let Some(store) = &store {
+                if work_due(&**store, self.now()).await {
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+            }
             let kicked = self.shared.kick.notified();
             tokio::pin!(kicked);
             kicked.as_mut().enable();
@@ -201,6 +232,16 @@ impl TestClock {
         let ms = d.as_nanos().div_ceil(1_000_000).min(u128::from(u64::MAX)) as u64;
         Timestamp(self.now().0.saturating_add(ms))
     }
+}
+
+/// Whether `store` has a task of either queue due at `now`.
+async fn work_due(store: &dyn Store, now: Timestamp) -> bool {
+    for queue in [TaskQueue::Workflow, TaskQueue::Activity] {
+        if matches!(store.next_due(queue).await, Ok(Some(t)) if t <= now) {
+            return true;
+        }
+    }
+    false
 }
 
 impl Clock for TestClock {

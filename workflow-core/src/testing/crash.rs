@@ -385,7 +385,7 @@ struct Outcome {
 
 impl<W: Workflow> CrashSimulation<W>
 where
-    W::Input: Clone,
+    W::Input: Clone + Send,
 {
     /// A simulation of `W` started with `input` (register the activities and child
     /// workflows it uses).
@@ -482,7 +482,27 @@ where
     }
 
     /// Runs the simulation.
+    ///
+    /// The simulation runs on a runtime of its own (one thread, in tokio's blocking pool),
+    /// whatever runtime calls it: on one thread, "nothing is running" (when time may skip)
+    /// is exact, so every run of it is deterministic.
     pub async fn run(self) -> Result<SimulationReport, SimulationError> {
+        let joined = tokio::task::spawn_blocking(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| SimulationError::Baseline(format!("cannot build the simulation's runtime: {e}")))?;
+            rt.block_on(self.run_here())
+        })
+        .await;
+        match joined {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(SimulationError::Baseline(format!("the simulation was cancelled: {e}"))),
+        }
+    }
+
+    async fn run_here(self) -> Result<SimulationReport, SimulationError> {
         if let Some(e) = self.error.clone() {
             return Err(e.into());
         }
@@ -522,10 +542,10 @@ where
     /// One run of the workflow under `fault` (none: the fault-free run).
     async fn once(&self, fault: Option<Fault>) -> Result<Outcome, SimulationError> {
         let clock = TestClock::new(TEST_START);
-        let skipper = AbortOnDrop(tokio::spawn(clock.clone().skip_automatically()));
+        let inner: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let skipper = AbortOnDrop(tokio::spawn(clock.clone().skip_automatically_on(inner.clone())));
         // As in a TestEnv: time moves only while the simulation waits for the result.
         let _hold = clock.hold();
-        let inner: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let effects: Effects = Arc::default();
         let mut registry = self.registry.clone();
         for activity in registry.activities.values_mut() {

@@ -181,7 +181,7 @@ impl TestEnvBuilder {
             registry.activities.insert(name.clone(), Arc::new(MockActivity(mock.clone())));
         }
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
-        let skipper = tokio::spawn(clock.clone().skip_automatically());
+        let skipper = tokio::spawn(clock.clone().skip_automatically_on(store.clone()));
         let mut env = TestEnv {
             clock: clock.clone(),
             store,

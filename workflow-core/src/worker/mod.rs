@@ -255,13 +255,17 @@ impl Worker {
                 }
             })
         };
+        // A test clock must not skip while the worker starts: each loop holds it until it
+        // first waits.
+        let starting = || inner.holds.as_ref().map(crate::testing::TestClock::hold);
+        let (wf_start, act_start) = (starting(), starting());
         let wf = tokio::spawn({
             let inner = inner.clone();
             async move {
                 let _ = reclaimed.await;
-                let act = tokio::spawn(poll_loop(inner.clone(), TaskQueue::Activity));
+                let act = tokio::spawn(poll_loop(inner.clone(), TaskQueue::Activity, act_start));
                 let _guard = AbortOnDrop(act);
-                poll_loop(inner, TaskQueue::Workflow).await;
+                poll_loop(inner, TaskQueue::Workflow, wf_start).await;
             }
         });
         Ok(RunningWorker { inner, shutdown_tx, loops: vec![wf] })
@@ -358,7 +362,12 @@ pub(crate) async fn terminate(
     closing::close_run(store, run_id, crate::history::EventKind::WorkflowTerminated { reason }, now, None).await
 }
 
-async fn poll_loop(inner: Arc<Inner>, queue: TaskQueue) {
+/// Leases tasks of `queue` and hands them to handlers, waiting for the store's notification,
+/// the next due task or the poll interval between rounds. With a test clock, it holds the
+/// clock from `starting` until it first waits, and whenever it is not waiting: time skips
+/// only when it waits.
+async fn poll_loop(inner: Arc<Inner>, queue: TaskQueue, starting: Option<crate::testing::Hold>) {
+    let mut starting = starting;
     let permits = match queue {
         TaskQueue::Workflow => inner.workflow_permits.clone(),
         TaskQueue::Activity => inner.activity_permits.clone(),
@@ -373,6 +382,8 @@ async fn poll_loop(inner: Arc<Inner>, queue: TaskQueue) {
             p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
             _ = shutdown.changed() => return,
         };
+        let active = inner.holds.as_ref().map(crate::testing::TestClock::hold);
+        drop(starting.take());
         let mut granted = vec![first];
         while let Ok(p) = permits.clone().try_acquire_owned() {
             granted.push(p);
@@ -402,6 +413,7 @@ async fn poll_loop(inner: Arc<Inner>, queue: TaskQueue) {
             }
             Err(e) => {
                 warn!(error = %e, ?queue, "leasing tasks failed; retrying");
+                drop(active);
                 inner.clock.poll_sleep(inner.options.poll_interval).await;
                 continue;
             }
@@ -425,12 +437,15 @@ async fn poll_loop(inner: Arc<Inner>, queue: TaskQueue) {
             tokio::task::yield_now().await;
             continue;
         }
+        // The deadline is registered now, before the hold goes.
+        let until_due = due.map(|d| inner.clock.sleep(d));
         let until_due = async {
-            match due {
-                Some(d) => inner.clock.sleep(d).await,
+            match until_due {
+                Some(f) => f.await,
                 None => std::future::pending().await,
             }
         };
+        drop(active);
         tokio::select! {
             _ = &mut notified => {}
             _ = until_due => {}

@@ -230,6 +230,41 @@ impl WorkflowContext {
     }
 }
 
+/// A handle on a pending activity or timer, to cancel it from workflow code without
+/// cancelling the run (see [`ActivityFuture::handle`], [`TimerFuture::handle`]). Cheap to
+/// clone; it outlives the future, so the future can be moved into `ctx.timeout` or a
+/// `select` and still be cancelled afterwards.
+///
+/// Cancellation is *try-cancel*, as Temporal's default: the future resolves at once (an
+/// activity with [`ActivityFailure::Cancelled`], a timer with [`Cancelled`]), the cancellation
+/// is recorded (`CommandCancelled`, then `ActivityCancelled` or `TimerCancelled`), the
+/// activity's task is removed, and a running attempt learns it at its next heartbeat
+/// ([`ActivityContext::cancelled`](crate::ActivityContext::cancelled)) and its late result,
+/// if any, is not recorded. To abandon an activity instead (let it run, ignore its result),
+/// drop its future without cancelling it.
+#[derive(Clone)]
+pub struct CommandHandle {
+    state: Rc<RefCell<RunState>>,
+    seq: Option<Seq>,
+}
+
+impl CommandHandle {
+    /// Cancels the activity or timer if it is still pending; returns whether it was (a
+    /// command that already finished, or was already cancelled, is left alone).
+    #[track_caller]
+    pub fn cancel(&self) -> bool {
+        match self.seq {
+            Some(seq) => self.state.borrow_mut().cancel_command(seq),
+            None => false,
+        }
+    }
+
+    /// Whether the activity or timer still waits for its outcome.
+    pub fn is_pending(&self) -> bool {
+        self.seq.is_some_and(|seq| self.state.borrow().pending.contains_key(&seq))
+    }
+}
+
 /// The pending result of an activity.
 #[must_use = "an activity's result is only observed when awaited"]
 pub struct ActivityFuture<O> {
@@ -240,6 +275,20 @@ pub struct ActivityFuture<O> {
 }
 
 impl<O> Unpin for ActivityFuture<O> {}
+
+impl<O> ActivityFuture<O> {
+    /// A handle to cancel this activity later (see [`CommandHandle`]).
+    pub fn handle(&self) -> CommandHandle {
+        CommandHandle { state: self.state.clone(), seq: self.seq }
+    }
+
+    /// Cancels this activity (try-cancel, see [`CommandHandle`]): awaiting the future then
+    /// gives [`ActivityFailure::Cancelled`]. Returns whether it was pending.
+    #[track_caller]
+    pub fn cancel(&self) -> bool {
+        self.handle().cancel()
+    }
+}
 
 impl<O: DeserializeOwned> Future for ActivityFuture<O> {
     type Output = Result<O, ActivityFailure>;
@@ -273,6 +322,20 @@ impl<O: DeserializeOwned> Future for ActivityFuture<O> {
 pub struct TimerFuture {
     state: Rc<RefCell<RunState>>,
     seq: Seq,
+}
+
+impl TimerFuture {
+    /// A handle to cancel this timer later (see [`CommandHandle`]).
+    pub fn handle(&self) -> CommandHandle {
+        CommandHandle { state: self.state.clone(), seq: Some(self.seq) }
+    }
+
+    /// Cancels this timer: awaiting it then gives [`Cancelled`]. Returns whether it was
+    /// pending.
+    #[track_caller]
+    pub fn cancel(&self) -> bool {
+        self.handle().cancel()
+    }
 }
 
 impl Future for TimerFuture {
