@@ -413,10 +413,8 @@ impl RunMachine {
                 continue;
             }
             let consequence = match &cmd {
-                Command::CancelCommand { target, timer: false, .. } => {
-                    Some(EventKind::ActivityCancelled { seq: *target })
-                }
-                Command::CancelCommand { target, timer: true, .. } => Some(EventKind::TimerCancelled { seq: *target }),
+                Command::Cancel { target, timer: false, .. } => Some(EventKind::ActivityCancelled { seq: *target }),
+                Command::Cancel { target, timer: true, .. } => Some(EventKind::TimerCancelled { seq: *target }),
                 _ => None,
             };
             let ev = command_event(cmd);
@@ -513,7 +511,7 @@ fn command_event(cmd: Command) -> EventKind {
         Command::StartChild { seq, workflow_type, workflow_id, input, parent_close_policy, start } => {
             EventKind::ChildWorkflowInitiated { seq, workflow_type, workflow_id, input, parent_close_policy, start }
         }
-        Command::CancelCommand { seq, target, .. } => EventKind::CommandCancelled { seq, target },
+        Command::Cancel { seq, target, .. } => EventKind::CommandCancelled { seq, target },
     }
 }
 
@@ -553,7 +551,7 @@ impl CommandKey {
                 CommandKey::Child { workflow_type: workflow_type.clone(), workflow_id: workflow_id.clone() }
             }
             Command::RecordPatch { patch_id, .. } => CommandKey::Patch(patch_id.clone()),
-            Command::CancelCommand { target, .. } => CommandKey::Cancel { target: *target },
+            Command::Cancel { target, .. } => CommandKey::Cancel { target: *target },
         }
     }
 

@@ -40,7 +40,7 @@ pub(crate) enum Command {
         start: crate::history::RunStart,
     },
     /// Cancel pending command `target`; `timer` says whether it is a timer (else an activity).
-    CancelCommand {
+    Cancel {
         seq: Seq,
         target: Seq,
         timer: bool,
@@ -55,7 +55,7 @@ impl Command {
             | Command::RecordSideEffect { seq, .. }
             | Command::StartChild { seq, .. }
             | Command::RecordPatch { seq, .. }
-            | Command::CancelCommand { seq, .. } => *seq,
+            | Command::Cancel { seq, .. } => *seq,
         }
     }
 }
@@ -192,7 +192,7 @@ impl RunState {
                     },
                 );
             }
-            Command::CancelCommand { target, .. } => {
+            Command::Cancel { target, .. } => {
                 let resolution = match self.pending.get(target).map(|p| &p.kind) {
                     Some(PendingKind::Activity { activity_type }) => Resolution::Activity {
                         activity_type: activity_type.clone(),
@@ -217,7 +217,7 @@ impl RunState {
             _ => return false,
         };
         let seq = self.take_seq();
-        self.issue(Command::CancelCommand { seq, target, timer });
+        self.issue(Command::Cancel { seq, target, timer });
         true
     }
 

@@ -585,6 +585,6 @@ impl crate::client::QueryServer for Inner {
         args: crate::payload::Payload,
     ) -> Result<crate::payload::Payload, crate::error::QueryError> {
         let (run_id, wtype, name) = (run.run_id.clone(), run.workflow_type.clone(), name.to_string());
-        Ok(self.executor.call(move |s| s.query(&run_id, &wtype, &history, &name, &args))?)
+        self.executor.call(move |s| s.query(&run_id, &wtype, &history, &name, &args))
     }
 }
