@@ -77,6 +77,7 @@ pub fn event_details(kind: &EventKind) -> String {
         | EventKind::TimerCancelled { seq }
         | EventKind::SideEffectRecorded { seq, .. } => format!("seq {seq}"),
         EventKind::TimerStarted { seq, fire_at } => format!("seq {seq} fires at {fire_at}"),
+        EventKind::CommandCancelled { seq, target } => format!("seq {seq} cancels seq {target}"),
         EventKind::ChildWorkflowInitiated { seq, workflow_type, workflow_id, .. } => {
             format!("seq {seq} {workflow_type} id {workflow_id}")
         }
