@@ -356,7 +356,7 @@ impl Client {
         let info = self.open_run(workflow_id).await?;
         let now = self.clock.now();
         let req = AppendRequest::new(info.run_id.clone(), now)
-            .events([EventKind::CancelRequested { reason }])
+            .events([EventKind::CancelRequested { reason, sender: None }])
             .task_op(TaskOp::Upsert(Task::workflow(&info.run_id, now)));
         self.append_control(workflow_id, req).await
     }
@@ -384,7 +384,7 @@ impl Client {
         let info = self.open_run(workflow_id).await?;
         let now = self.clock.now();
         let req = AppendRequest::new(info.run_id.clone(), now)
-            .events([EventKind::SignalReceived { name: name.to_string(), payload }])
+            .events([EventKind::SignalReceived { name: name.to_string(), payload, sender: None }])
             .task_op(TaskOp::Upsert(Task::workflow(&info.run_id, now)));
         self.append_control(workflow_id, req).await
     }

@@ -83,8 +83,8 @@ pub use policy::{NextRetry, ParentClosePolicy, RetryPolicy};
 pub use time::{Clock, SystemClock, Timestamp};
 pub use worker::{RunningWorker, Worker, WorkerOptions, CANCEL_CLEANUP};
 pub use workflow::{
-    ActivityFuture, Cancelled, CancelledFuture, ChildFuture, ChildWorkflowOptions, CommandHandle, Elapsed, Query,
-    Signal, SignalFuture, TimerFuture, Workflow, WorkflowContext, WorkflowError,
+    ActivityFuture, Cancelled, CancelledFuture, ChildFuture, ChildWorkflowOptions, CommandHandle, Elapsed,
+    ExternalError, ExternalFuture, Query, Signal, SignalFuture, TimerFuture, Workflow, WorkflowContext, WorkflowError,
 };
 
 /// The README's examples, compiled and run as doctests so that what crates.io shows works.

@@ -274,7 +274,7 @@ async fn request_cancel_and_abandon_policies() {
     client.start::<Holder>("holder", (), StartOptions::default()).await.unwrap().result().await.unwrap();
     assert!(matches!(client.handle::<SlowChild>("cancel-me").result().await, Err(ResultError::Cancelled { .. })));
     let history = client.history("cancel-me").await.unwrap();
-    assert!(history.iter().any(|e| matches!(&e.kind, EventKind::CancelRequested { reason: Some(r) } if r == "cancel requested by parent close policy, parent holder")));
+    assert!(history.iter().any(|e| matches!(&e.kind, EventKind::CancelRequested { reason: Some(r), .. } if r == "cancel requested by parent close policy, parent holder")));
     assert_eq!(client.handle::<SlowChild>("leave-me").result().await.unwrap(), 7201, "the abandoned child runs on");
 }
 
@@ -658,7 +658,7 @@ async fn cancelling_a_parent_cancels_its_running_children() {
         assert!(matches!(h.result().await, Err(ResultError::Cancelled { .. })), "crash={crash}");
         let ward = client.history("ward").await.unwrap();
         assert!(
-            ward.iter().any(|e| matches!(&e.kind, EventKind::CancelRequested { reason: Some(r) } if r == "parent guardian was cancelled")),
+            ward.iter().any(|e| matches!(&e.kind, EventKind::CancelRequested { reason: Some(r), .. } if r == "parent guardian was cancelled")),
             "crash={crash}"
         );
         assert_eq!(ward.last().unwrap().kind, EventKind::WorkflowCancelled);

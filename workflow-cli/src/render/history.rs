@@ -96,10 +96,20 @@ pub fn event_details(kind: &EventKind) -> String {
             format!("seq {seq} {} {how}{}", failure.workflow_id, cause.unwrap_or_default())
         }
         EventKind::PatchMarker { seq, patch_id } => format!("seq {seq} {patch_id}"),
-        EventKind::CancelRequested { reason } => {
+        EventKind::CancelRequested { reason, .. } => {
             reason.as_deref().map(|r| one_line(r, MESSAGE_CHARS)).unwrap_or_default()
         }
-        EventKind::SignalReceived { name, payload } => format!("{name} {}", preview(payload)),
+        EventKind::SignalReceived { name, payload, sender } => match sender {
+            Some(from) => format!("{name} {} from {} (seq {})", preview(payload), from.workflow_id, from.seq),
+            None => format!("{name} {}", preview(payload)),
+        },
+        EventKind::ExternalSignalInitiated { seq, workflow_id, signal, payload } => {
+            format!("seq {seq} {signal} {} to {workflow_id}", preview(payload))
+        }
+        EventKind::ExternalCancelInitiated { seq, workflow_id, reason } => {
+            format!("seq {seq} cancel {workflow_id}: {}", one_line(reason, MESSAGE_CHARS))
+        }
+        EventKind::ExternalDelivered { seq, outcome } => format!("seq {seq} {outcome:?}"),
         EventKind::WorkflowCompleted { result } => format!("result {}", preview(result)),
         EventKind::WorkflowFailed { failure, next_run } => {
             let mut s = one_line(&failure.to_string(), MESSAGE_CHARS);
@@ -150,7 +160,11 @@ mod tests {
     #[test]
     fn history_is_aligned_with_relative_times() {
         let events = vec![
-            ev(1, 0, EventKind::SignalReceived { name: "go".into(), payload: Payload::encode(&1).unwrap() }),
+            ev(
+                1,
+                0,
+                EventKind::SignalReceived { name: "go".into(), payload: Payload::encode(&1).unwrap(), sender: None },
+            ),
             ev(2, 1_500, EventKind::WorkflowCompleted { result: Payload::null() }),
         ];
         let out = render_history(&events);
@@ -166,7 +180,7 @@ mod tests {
     #[test]
     fn history_json_round_trips() {
         let events = vec![
-            ev(1, 0, EventKind::CancelRequested { reason: Some("stop".into()) }),
+            ev(1, 0, EventKind::CancelRequested { reason: Some("stop".into()), sender: None }),
             ev(2, 5, EventKind::WorkflowCancelled),
         ];
         let json = render_history_json(&events);

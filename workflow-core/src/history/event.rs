@@ -286,6 +286,33 @@ pub enum EventKind {
         /// How it ended.
         failure: ChildFailure,
     },
+    /// Workflow code signalled another workflow (`ctx.signal_workflow`).
+    ExternalSignalInitiated {
+        /// Command position.
+        seq: Seq,
+        /// The workflow signalled (its latest run).
+        workflow_id: String,
+        /// The signal's name.
+        signal: String,
+        /// Its payload.
+        payload: Payload,
+    },
+    /// Workflow code asked another workflow to cancel (`ctx.cancel_workflow`).
+    ExternalCancelInitiated {
+        /// Command position.
+        seq: Seq,
+        /// The workflow asked to cancel (its latest run).
+        workflow_id: String,
+        /// Recorded in that workflow's `CancelRequested`.
+        reason: String,
+    },
+    /// What became of an `ExternalSignalInitiated` or `ExternalCancelInitiated`.
+    ExternalDelivered {
+        /// Command position.
+        seq: Seq,
+        /// Delivered, or why not.
+        outcome: ExternalOutcome,
+    },
     /// Workflow code took the new path of a change guarded by `ctx.patched(patch_id)`.
     PatchMarker {
         /// Command position.
@@ -305,6 +332,9 @@ pub enum EventKind {
         /// Why, if the caller said.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+        /// The workflow command that asked, when a workflow did (`ctx.cancel_workflow`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sender: Option<ExternalSender>,
     },
     /// A signal arrived.
     SignalReceived {
@@ -312,6 +342,9 @@ pub enum EventKind {
         name: String,
         /// Its payload.
         payload: Payload,
+        /// The workflow command that sent it, when a workflow did (`ctx.signal_workflow`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sender: Option<ExternalSender>,
     },
     /// The run completed with a result.
     WorkflowCompleted {
@@ -353,7 +386,9 @@ impl EventKind {
             | EventKind::SideEffectRecorded { seq, .. }
             | EventKind::ChildWorkflowInitiated { seq, .. }
             | EventKind::PatchMarker { seq, .. }
-            | EventKind::CommandCancelled { seq, .. } => Some(*seq),
+            | EventKind::CommandCancelled { seq, .. }
+            | EventKind::ExternalSignalInitiated { seq, .. }
+            | EventKind::ExternalCancelInitiated { seq, .. } => Some(*seq),
             _ => None,
         }
     }
@@ -408,6 +443,9 @@ impl EventKind {
             EventKind::ChildWorkflowCompleted { .. } => "ChildWorkflowCompleted",
             EventKind::ChildWorkflowFailed { .. } => "ChildWorkflowFailed",
             EventKind::PatchMarker { .. } => "PatchMarker",
+            EventKind::ExternalSignalInitiated { .. } => "ExternalSignalInitiated",
+            EventKind::ExternalCancelInitiated { .. } => "ExternalCancelInitiated",
+            EventKind::ExternalDelivered { .. } => "ExternalDelivered",
             EventKind::ChildCancelRequested { .. } => "ChildCancelRequested",
             EventKind::CancelRequested { .. } => "CancelRequested",
             EventKind::SignalReceived { .. } => "SignalReceived",
@@ -432,12 +470,42 @@ impl EventKind {
             EventKind::SideEffectRecorded { seq, .. } => format!("SideEffectRecorded(seq {seq})"),
             EventKind::PatchMarker { seq, patch_id } => format!("PatchMarker(seq {seq}, {patch_id})"),
             EventKind::CommandCancelled { seq, target } => format!("CommandCancelled(seq {seq}, of seq {target})"),
+            EventKind::ExternalSignalInitiated { seq, workflow_id, signal, .. } => {
+                format!("ExternalSignalInitiated(seq {seq}, {signal} to {workflow_id})")
+            }
+            EventKind::ExternalCancelInitiated { seq, workflow_id, .. } => {
+                format!("ExternalCancelInitiated(seq {seq}, of {workflow_id})")
+            }
             EventKind::ChildWorkflowInitiated { seq, workflow_type, workflow_id, .. } => {
                 format!("ChildWorkflowInitiated(seq {seq}, {workflow_type}, id {workflow_id})")
             }
             other => other.name().to_string(),
         }
     }
+}
+
+/// The command of another workflow that sent a signal or a cancellation request: it makes a
+/// delivery retried after a crash find the first one instead of delivering twice.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalSender {
+    /// The sending workflow.
+    pub workflow_id: String,
+    /// Its run.
+    pub run_id: RunId,
+    /// The command's position in that run.
+    pub seq: Seq,
+}
+
+/// What became of a signal or cancellation one workflow sent another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExternalOutcome {
+    /// Recorded in the target's latest run.
+    Delivered,
+    /// No workflow has that id.
+    NotFound,
+    /// The workflow's latest run is closed.
+    AlreadyClosed,
 }
 
 /// How a child run ended without a result, as its parent sees it. Convert it into a

@@ -3,7 +3,10 @@
 mod event;
 mod reset;
 
-pub use event::{ActivityFailure, ChildEnd, ChildFailure, Event, EventKind, ParentRef, RunStart, TimeoutKind};
+pub use event::{
+    ActivityFailure, ChildEnd, ChildFailure, Event, EventKind, ExternalOutcome, ExternalSender, ParentRef, RunStart,
+    TimeoutKind,
+};
 pub use reset::{ResetFrom, ResetPlan, ResetPoint};
 
 use crate::ids::{RunId, Seq};

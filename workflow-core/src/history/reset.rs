@@ -230,7 +230,7 @@ mod tests {
     }
 
     fn signal(n: u32) -> EventKind {
-        EventKind::SignalReceived { name: "s".into(), payload: Payload::encode(&n).unwrap() }
+        EventKind::SignalReceived { name: "s".into(), payload: Payload::encode(&n).unwrap(), sender: None }
     }
 
     #[test]

@@ -118,7 +118,10 @@ impl RunMachine {
     /// Whether command `seq` (an activity or a timer) waits for its outcome.
     pub fn is_pending(&self, seq: Seq) -> bool {
         let s = self.state.borrow();
-        s.is_pending_activity(seq).is_some() || s.is_pending_timer(seq) || s.pending_child(seq).is_some()
+        s.is_pending_activity(seq).is_some()
+            || s.is_pending_timer(seq)
+            || s.pending_child(seq).is_some()
+            || s.is_pending_external(seq)
     }
 
     fn run_id(&self) -> RunId {
@@ -223,7 +226,9 @@ impl RunMachine {
             | EventKind::SideEffectRecorded { seq, .. }
             | EventKind::ChildWorkflowInitiated { seq, .. }
             | EventKind::PatchMarker { seq, .. }
-            | EventKind::CommandCancelled { seq, .. } => {
+            | EventKind::CommandCancelled { seq, .. }
+            | EventKind::ExternalSignalInitiated { seq, .. }
+            | EventKind::ExternalCancelInitiated { seq, .. } => {
                 if !self.next_seq_issued(*seq) {
                     return Err(self.nondet(
                         e.id,
@@ -249,6 +254,17 @@ impl RunMachine {
                 }
                 self.state.borrow_mut().now = e.time;
                 self.state.borrow_mut().resolve(*seq, Resolution::Timer { fired: true });
+                self.drive(e.id)
+            }
+            EventKind::ExternalDelivered { seq, outcome } => {
+                if !self.state.borrow().is_pending_external(*seq) {
+                    return Err(self.unexpected_outcome(e, *seq));
+                }
+                {
+                    let mut s = self.state.borrow_mut();
+                    s.now = e.time;
+                    s.resolve(*seq, Resolution::External { outcome: *outcome });
+                }
                 self.drive(e.id)
             }
             EventKind::ChildWorkflowStarted { seq, run_id } => {
@@ -290,7 +306,7 @@ impl RunMachine {
                 }
                 self.drive(e.id)
             }
-            EventKind::SignalReceived { name, payload } => {
+            EventKind::SignalReceived { name, payload, .. } => {
                 {
                     let mut s = self.state.borrow_mut();
                     s.now = e.time;
@@ -512,6 +528,12 @@ fn command_event(cmd: Command) -> EventKind {
             EventKind::ChildWorkflowInitiated { seq, workflow_type, workflow_id, input, parent_close_policy, start }
         }
         Command::Cancel { seq, target, .. } => EventKind::CommandCancelled { seq, target },
+        Command::SignalExternal { seq, workflow_id, name, payload } => {
+            EventKind::ExternalSignalInitiated { seq, workflow_id, signal: name, payload }
+        }
+        Command::CancelExternal { seq, workflow_id, reason } => {
+            EventKind::ExternalCancelInitiated { seq, workflow_id, reason }
+        }
     }
 }
 
@@ -525,6 +547,8 @@ enum CommandKey {
     Child { workflow_type: String, workflow_id: String },
     Patch(String),
     Cancel { target: Seq },
+    SignalExternal { workflow_id: String, name: String },
+    CancelExternal { workflow_id: String },
 }
 
 impl CommandKey {
@@ -538,6 +562,12 @@ impl CommandKey {
             }
             EventKind::PatchMarker { patch_id, .. } => CommandKey::Patch(patch_id.clone()),
             EventKind::CommandCancelled { target, .. } => CommandKey::Cancel { target: *target },
+            EventKind::ExternalSignalInitiated { workflow_id, signal, .. } => {
+                CommandKey::SignalExternal { workflow_id: workflow_id.clone(), name: signal.clone() }
+            }
+            EventKind::ExternalCancelInitiated { workflow_id, .. } => {
+                CommandKey::CancelExternal { workflow_id: workflow_id.clone() }
+            }
             _ => return None,
         })
     }
@@ -552,6 +582,12 @@ impl CommandKey {
             }
             Command::RecordPatch { patch_id, .. } => CommandKey::Patch(patch_id.clone()),
             Command::Cancel { target, .. } => CommandKey::Cancel { target: *target },
+            Command::SignalExternal { workflow_id, name, .. } => {
+                CommandKey::SignalExternal { workflow_id: workflow_id.clone(), name: name.clone() }
+            }
+            Command::CancelExternal { workflow_id, .. } => {
+                CommandKey::CancelExternal { workflow_id: workflow_id.clone() }
+            }
         }
     }
 
@@ -566,6 +602,12 @@ impl CommandKey {
             }
             CommandKey::Patch(id) => format!("PatchMarker(seq {seq}, {id})"),
             CommandKey::Cancel { target } => format!("CommandCancelled(seq {seq}, of seq {target})"),
+            CommandKey::SignalExternal { workflow_id, name } => {
+                format!("ExternalSignalInitiated(seq {seq}, {name} to {workflow_id})")
+            }
+            CommandKey::CancelExternal { workflow_id } => {
+                format!("ExternalCancelInitiated(seq {seq}, of {workflow_id})")
+            }
         }
     }
 }

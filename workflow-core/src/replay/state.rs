@@ -39,6 +39,19 @@ pub(crate) enum Command {
         parent_close_policy: ParentClosePolicy,
         start: crate::history::RunStart,
     },
+    /// Signal workflow `workflow_id`.
+    SignalExternal {
+        seq: Seq,
+        workflow_id: String,
+        name: String,
+        payload: Payload,
+    },
+    /// Ask workflow `workflow_id` to cancel.
+    CancelExternal {
+        seq: Seq,
+        workflow_id: String,
+        reason: String,
+    },
     /// Cancel pending command `target`; `timer` says whether it is a timer (else an activity).
     Cancel {
         seq: Seq,
@@ -55,7 +68,9 @@ impl Command {
             | Command::RecordSideEffect { seq, .. }
             | Command::StartChild { seq, .. }
             | Command::RecordPatch { seq, .. }
-            | Command::Cancel { seq, .. } => *seq,
+            | Command::Cancel { seq, .. }
+            | Command::SignalExternal { seq, .. }
+            | Command::CancelExternal { seq, .. } => *seq,
         }
     }
 }
@@ -66,6 +81,7 @@ pub(crate) enum Resolution {
     Activity { activity_type: String, result: Result<Payload, ActivityFailure> },
     Timer { fired: bool },
     Child { result: Result<Payload, ChildFailure> },
+    External { outcome: crate::history::ExternalOutcome },
 }
 
 #[derive(Debug)]
@@ -73,6 +89,7 @@ pub(crate) enum PendingKind {
     Activity { activity_type: String },
     Timer { fire_at: Timestamp },
     Child { workflow_type: String, workflow_id: String, run_id: Option<RunId> },
+    External,
 }
 
 #[derive(Debug)]
@@ -202,6 +219,9 @@ impl RunState {
                 };
                 self.resolve(*target, resolution);
             }
+            Command::SignalExternal { seq, .. } | Command::CancelExternal { seq, .. } => {
+                self.pending.insert(*seq, Pending { kind: PendingKind::External, waker: None });
+            }
             Command::RecordSideEffect { .. } | Command::RecordPatch { .. } => {}
         }
         self.issued.push((cmd, at));
@@ -287,6 +307,10 @@ impl RunState {
         }
     }
 
+    pub(crate) fn is_pending_external(&self, seq: Seq) -> bool {
+        matches!(self.pending.get(&seq).map(|p| &p.kind), Some(PendingKind::External))
+    }
+
     pub(crate) fn is_pending_timer(&self, seq: Seq) -> bool {
         matches!(self.pending.get(&seq).map(|p| &p.kind), Some(PendingKind::Timer { .. }))
     }
@@ -311,10 +335,11 @@ impl RunState {
             .collect();
         children.sort_unstable_by_key(|(s, _)| *s);
         out.extend(children.into_iter().map(|(seq, run_id)| EventKind::ChildCancelRequested { seq, run_id }));
+        // Deliveries to other workflows go on: they are not this run's work to stop.
         let mut seqs: Vec<Seq> = self
             .pending
             .iter()
-            .filter(|(_, p)| !matches!(p.kind, PendingKind::Child { .. }))
+            .filter(|(_, p)| matches!(p.kind, PendingKind::Activity { .. } | PendingKind::Timer { .. }))
             .map(|(s, _)| *s)
             .collect();
         seqs.sort_unstable();
@@ -331,7 +356,9 @@ impl RunState {
                     EventKind::ActivityCancelled { seq },
                 ),
                 PendingKind::Timer { .. } => (Resolution::Timer { fired: false }, EventKind::TimerCancelled { seq }),
-                PendingKind::Child { .. } => unreachable!("children are filtered out above"),
+                PendingKind::Child { .. } | PendingKind::External => {
+                    unreachable!("only activities and timers are selected above")
+                }
             };
             self.resolved.insert(seq, r);
             if let Some(w) = p.waker {

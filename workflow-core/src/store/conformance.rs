@@ -204,7 +204,7 @@ async fn complete_rearm_and_release(store: Arc<dyn Store>) {
     store
         .append(
             AppendRequest::new(run_id.clone(), T0)
-                .events([EventKind::SignalReceived { name: "s".into(), payload: Payload::null() }])
+                .events([EventKind::SignalReceived { name: "s".into(), payload: Payload::null(), sender: None }])
                 .task_op(TaskOp::Upsert(Task::workflow(&run_id, T0))),
         )
         .await
@@ -530,7 +530,7 @@ async fn concurrent_appends_fail_alone(store: Arc<dyn Store>) {
             let expected = if i % 2 == 0 { 1 } else { 5 };
             let req = AppendRequest::new(run_id.clone(), T0)
                 .expect_last(expected)
-                .events([EventKind::SignalReceived { name: format!("s{i}"), payload: Payload::null() }]);
+                .events([EventKind::SignalReceived { name: format!("s{i}"), payload: Payload::null(), sender: None }]);
             (run_id, i, store.append(req).await)
         }
     });

@@ -198,6 +198,12 @@ impl TaskKey {
         TaskKey(format!("child/{run_id}/{seq}"))
     }
 
+    /// The task that delivers command `seq` of a run (a signal or a cancellation) to another
+    /// workflow.
+    pub fn external(run_id: &RunId, seq: Seq) -> TaskKey {
+        TaskKey(format!("external/{run_id}/{seq}"))
+    }
+
     /// The task that delivers the end of child `seq` to its parent run.
     pub fn child_closed(parent_run_id: &RunId, seq: Seq) -> TaskKey {
         TaskKey(format!("childclosed/{parent_run_id}/{seq}"))
@@ -324,6 +330,9 @@ pub enum TaskKind {
         /// Recorded in the run's `CancelRequested` event.
         reason: String,
     },
+    /// Deliver this run's command `seq`, a signal or a cancellation, to another workflow,
+    /// then record the outcome in this run.
+    DeliverExternal(Box<ExternalTask>),
     /// This run's parent closed: apply the parent-close policy.
     ParentClosed {
         /// The policy to apply.
@@ -396,6 +405,7 @@ impl Task {
             | TaskKind::StartRun(_)
             | TaskKind::RunTimeout
             | TaskKind::RequestCancel { .. }
+            | TaskKind::DeliverExternal(_)
             | TaskKind::ParentClosed { .. } => TaskQueue::Workflow,
         }
     }
@@ -470,6 +480,37 @@ pub struct Completion {
     pub token: LeaseToken,
     /// `true`: give the task back untouched (shutdown); `false`: it is done.
     pub release: bool,
+}
+
+/// A signal or a cancellation for another workflow ([`TaskKind::DeliverExternal`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExternalTask {
+    /// The command's position in the sending run.
+    pub seq: Seq,
+    /// The target workflow (its latest run).
+    pub workflow_id: String,
+    /// The sender's workflow id (recorded in a cancellation's reason).
+    pub sender_workflow_id: String,
+    /// What to deliver.
+    pub action: ExternalAction,
+}
+
+/// What an [`ExternalTask`] delivers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ExternalAction {
+    /// Signal `name` with `payload`.
+    Signal {
+        /// The signal's name.
+        name: String,
+        /// Its payload.
+        payload: Payload,
+    },
+    /// A cancellation request.
+    Cancel {
+        /// Recorded in the target's `CancelRequested`.
+        reason: String,
+    },
 }
 
 /// A new run.

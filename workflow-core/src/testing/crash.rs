@@ -265,8 +265,9 @@ impl ErasedActivity for Counted {
 ///
 /// - the workflow's result (or failure) equals the fault-free run's;
 /// - every run (children too) closed, with event ids 1, 2, 3, ... and no gap;
-/// - every command (activity, timer, child, side effect) recorded once, and at most one
-///   outcome per activity, timer and child;
+/// - every command (activity, timer, child, side effect, signal to another workflow) recorded
+///   once, at most one outcome per activity, timer, child and delivery, and every signal or
+///   cancellation a workflow sent received once;
 /// - every activity recorded as completed really ran to success at least once.
 ///
 /// Time skips as in a [`TestEnv`](super::TestEnv), so lease expiries after a crash pass at
@@ -634,6 +635,8 @@ async fn check_store(store: &dyn Store, effects: &Effects) -> (Vec<String>, u64)
     };
     let effects = effects.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let mut repeated = 0;
+    // Signals and cancellations workflows sent, by sending command: each arrives once.
+    let mut received: BTreeMap<(RunId, Seq), u32> = BTreeMap::new();
     for run in runs {
         let who = format!("run {} ({})", run.run_id, run.workflow_id);
         if !run.status.is_closed() {
@@ -672,6 +675,12 @@ async fn check_store(store: &dyn Store, effects: &Effects) -> (Vec<String>, u64)
                 EventKind::ChildWorkflowCompleted { seq, .. }
                 | EventKind::ChildWorkflowFailed { seq, .. }
                 | EventKind::ChildWorkflowStartFailed { seq, .. } => Some(("child", *seq)),
+                EventKind::ExternalDelivered { seq, .. } => Some(("delivery", *seq)),
+                EventKind::SignalReceived { sender: Some(from), .. }
+                | EventKind::CancelRequested { sender: Some(from), .. } => {
+                    *received.entry((from.run_id.clone(), from.seq)).or_default() += 1;
+                    None
+                }
                 _ => None,
             };
             if let Some(k) = outcome {
@@ -684,6 +693,9 @@ async fn check_store(store: &dyn Store, effects: &Effects) -> (Vec<String>, u64)
         for ((what, seq), n) in outcomes.into_iter().filter(|(_, n)| *n > 1) {
             violations.push(format!("{who}: {what} {seq} has {n} outcomes recorded"));
         }
+    }
+    for ((run, seq), n) in received.into_iter().filter(|(_, n)| *n > 1) {
+        violations.push(format!("command {seq} of run {run} was delivered {n} times"));
     }
     (violations, repeated)
 }

@@ -195,7 +195,7 @@ async fn append_cancel_request(
 ) -> Result<(), StoreError> {
     let now = inner.clock.now();
     let req = AppendRequest::new(run_id.clone(), now)
-        .events([EventKind::CancelRequested { reason: Some(reason) }])
+        .events([EventKind::CancelRequested { reason: Some(reason), sender: None }])
         .task_op(TaskOp::Upsert(Task::workflow(run_id, now)))
         .complete(done.0, done.1);
     inner.store.append(req).await.map(|_| ())

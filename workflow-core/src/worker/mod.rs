@@ -6,6 +6,7 @@ pub use activities::CANCEL_CLEANUP;
 mod children;
 mod closing;
 mod executor;
+mod external;
 pub(crate) mod registry;
 pub(crate) mod reset;
 mod workflow_tasks;

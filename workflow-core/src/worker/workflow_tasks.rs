@@ -10,7 +10,10 @@ use super::{children, closing, Inner};
 use crate::error::{Failure, StoreError, WorkflowTaskError};
 use crate::history::EventKind;
 use crate::ids::{EventId, RunId, Seq};
-use crate::store::{ActivityTask, AppendRequest, AttemptRecord, LeasedTask, Task, TaskKey, TaskKind, TaskOp};
+use crate::store::{
+    ActivityTask, AppendRequest, AttemptRecord, ExternalAction, ExternalTask, LeasedTask, Task, TaskKey, TaskKind,
+    TaskOp,
+};
 use crate::time::Timestamp;
 
 /// What made the run need advancing.
@@ -84,6 +87,10 @@ pub(crate) async fn handle(inner: &Arc<Inner>, task: LeasedTask) {
                 Err(e) => debug!(error = %e, "closing a timed-out run failed (it may have closed already)"),
             }
             return;
+        }
+        TaskKind::DeliverExternal(ext) => {
+            let ext = (**ext).clone();
+            return super::external::deliver(inner, task, ext).await;
         }
         TaskKind::ParentClosed { policy, parent_workflow_id } => {
             let (policy, parent) = (*policy, parent_workflow_id.clone());
@@ -361,11 +368,50 @@ pub(crate) fn task_ops(run_id: &RunId, workflow_id: &str, now: Timestamp, events
                 lease_duration: crate::store::WORKFLOW_TASK_LEASE,
                 kind: TaskKind::RequestCancel { reason: format!("parent {workflow_id} was cancelled") },
             })),
+            EventKind::ExternalSignalInitiated { seq, workflow_id: target, signal, payload } => Some(external_task(
+                run_id,
+                workflow_id,
+                now,
+                *seq,
+                target,
+                ExternalAction::Signal { name: signal.clone(), payload: payload.clone() },
+            )),
+            EventKind::ExternalCancelInitiated { seq, workflow_id: target, reason } => Some(external_task(
+                run_id,
+                workflow_id,
+                now,
+                *seq,
+                target,
+                ExternalAction::Cancel { reason: reason.clone() },
+            )),
             EventKind::ActivityCancelled { seq } => Some(TaskOp::Delete(TaskKey::activity(run_id, *seq))),
             EventKind::TimerCancelled { seq } => Some(TaskOp::Delete(TaskKey::timer(run_id, *seq))),
             _ => None,
         })
         .collect()
+}
+
+/// The task that delivers command `seq` of `run_id` (of workflow `sender`) to `target`.
+fn external_task(
+    run_id: &RunId,
+    sender: &str,
+    now: Timestamp,
+    seq: Seq,
+    target: &str,
+    action: ExternalAction,
+) -> TaskOp {
+    TaskOp::Upsert(Task {
+        key: TaskKey::external(run_id, seq),
+        run_id: run_id.clone(),
+        visible_at: now,
+        lease_duration: crate::store::WORKFLOW_TASK_LEASE,
+        kind: TaskKind::DeliverExternal(Box::new(ExternalTask {
+            seq,
+            workflow_id: target.to_string(),
+            sender_workflow_id: sender.to_string(),
+            action,
+        })),
+    })
 }
 
 /// The run's code could not be advanced. Keep everything, mark the run stuck with the reason,

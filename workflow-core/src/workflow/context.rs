@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::activity::Activity;
-use crate::history::{ActivityFailure, ChildEnd, ChildFailure};
+use crate::history::{ActivityFailure, ChildEnd, ChildFailure, ExternalOutcome};
 use crate::ids::{RunId, Seq};
 use crate::options::ActivityOptions;
 use crate::payload::Payload;
@@ -218,6 +218,44 @@ impl WorkflowContext {
         ActivityFuture { state: self.state.clone(), seq: Some(seq), rejected: None, _out: PhantomData }
     }
 
+    /// Sends signal `S` with `payload` to workflow `workflow_id` (its latest run: a child of
+    /// this workflow, or any other). The command is recorded now; the future resolves once
+    /// the signal is recorded in the target, or with why it could not be
+    /// ([`ExternalError::NotFound`], [`ExternalError::AlreadyClosed`]). Delivered once, also
+    /// across crashes.
+    #[track_caller]
+    pub fn signal_workflow<S: Signal>(&self, workflow_id: &str, payload: S::Payload) -> ExternalFuture {
+        let target = workflow_id.to_string();
+        let payload = match Payload::encode(&payload) {
+            Ok(p) => p,
+            Err(e) => return ExternalFuture::rejected(&self.state, target, e.to_string()),
+        };
+        let mut s = self.state.borrow_mut();
+        if let Err(e) = payload.check_size(&format!("payload of signal {}", S::NAME), s.limits.max_payload_bytes) {
+            drop(s);
+            return ExternalFuture::rejected(&self.state, target, e.to_string());
+        }
+        let seq = s.take_seq();
+        s.issue(Command::SignalExternal { seq, workflow_id: target.clone(), name: S::NAME.into(), payload });
+        ExternalFuture { state: self.state.clone(), seq: Some(seq), workflow_id: target, rejected: None }
+    }
+
+    /// Asks workflow `workflow_id` (its latest run) to cancel, recording `reason` in its
+    /// `CancelRequested`. Resolves once the request is recorded in the target (the target
+    /// then cancels as it sees fit), or with why it could not be.
+    #[track_caller]
+    pub fn cancel_workflow(&self, workflow_id: &str, reason: &str) -> ExternalFuture {
+        let mut s = self.state.borrow_mut();
+        let seq = s.take_seq();
+        s.issue(Command::CancelExternal { seq, workflow_id: workflow_id.to_string(), reason: reason.to_string() });
+        ExternalFuture {
+            state: self.state.clone(),
+            seq: Some(seq),
+            workflow_id: workflow_id.to_string(),
+            rejected: None,
+        }
+    }
+
     /// A durable timer: resolves after `d` of workflow time, across restarts. Fails with
     /// [`Cancelled`] when the workflow is cancelled first.
     #[track_caller]
@@ -311,6 +349,82 @@ impl<O: DeserializeOwned> Future for ActivityFuture<O> {
                     })
                 }
                 Err(f) => Err(f),
+            }),
+            Some(_) | None => Poll::Pending,
+        }
+    }
+}
+
+/// Why a signal or a cancellation for another workflow was not delivered.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExternalError {
+    /// No workflow has this id (or its runs were removed by retention).
+    #[error("no workflow {workflow_id:?} to deliver to")]
+    NotFound {
+        /// The target.
+        workflow_id: String,
+    },
+    /// The workflow's latest run is closed.
+    #[error("workflow {workflow_id:?} is already closed")]
+    AlreadyClosed {
+        /// The target.
+        workflow_id: String,
+    },
+    /// The request could not be made (its payload does not encode or is too large).
+    #[error("cannot send to workflow {workflow_id:?}: {reason}")]
+    Rejected {
+        /// The target.
+        workflow_id: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl From<ExternalError> for WorkflowError {
+    fn from(e: ExternalError) -> Self {
+        let kind = match &e {
+            ExternalError::NotFound { .. } => "ExternalNotFound",
+            ExternalError::AlreadyClosed { .. } => "ExternalAlreadyClosed",
+            ExternalError::Rejected { .. } => "ExternalRejected",
+        };
+        WorkflowError::new(kind, e.to_string())
+    }
+}
+
+/// The pending outcome of [`WorkflowContext::signal_workflow`] or
+/// [`WorkflowContext::cancel_workflow`].
+#[must_use = "the delivery's outcome is only observed when awaited"]
+pub struct ExternalFuture {
+    state: Rc<RefCell<RunState>>,
+    seq: Option<Seq>,
+    workflow_id: String,
+    rejected: Option<String>,
+}
+
+impl ExternalFuture {
+    fn rejected(state: &Rc<RefCell<RunState>>, workflow_id: String, reason: String) -> Self {
+        ExternalFuture { state: state.clone(), seq: None, workflow_id, rejected: Some(reason) }
+    }
+}
+
+impl Future for ExternalFuture {
+    type Output = Result<(), ExternalError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Some(reason) = self.rejected.take() {
+            return Poll::Ready(Err(ExternalError::Rejected { workflow_id: self.workflow_id.clone(), reason }));
+        }
+        let Some(seq) = self.seq else {
+            return Poll::Pending;
+        };
+        let resolution = self.state.borrow_mut().take_resolution(seq, cx.waker());
+        let workflow_id = self.workflow_id.clone();
+        match resolution {
+            Some(Resolution::External { outcome }) => Poll::Ready(match outcome {
+                ExternalOutcome::Delivered => Ok(()),
+                ExternalOutcome::NotFound => Err(ExternalError::NotFound { workflow_id }),
+                ExternalOutcome::AlreadyClosed => Err(ExternalError::AlreadyClosed { workflow_id }),
             }),
             Some(_) | None => Poll::Pending,
         }

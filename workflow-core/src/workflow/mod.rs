@@ -8,8 +8,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 pub use context::{
-    ActivityFuture, CancelledFuture, ChildFuture, ChildWorkflowOptions, CommandHandle, Elapsed, Query, Signal,
-    SignalFuture, TimerFuture, WorkflowContext,
+    ActivityFuture, CancelledFuture, ChildFuture, ChildWorkflowOptions, CommandHandle, Elapsed, ExternalError,
+    ExternalFuture, Query, Signal, SignalFuture, TimerFuture, WorkflowContext,
 };
 
 use crate::error::{Failure, PayloadError};

@@ -276,7 +276,8 @@ fn cancellation_resolves_pending_work_and_records_it() {
         .map(|(i, kind)| Event { id: 2 + i as EventId, time: Timestamp(1000), kind })
         .collect();
     m.apply(&evs).unwrap();
-    let cancel = Event { id: 5, time: Timestamp(2000), kind: EventKind::CancelRequested { reason: None } };
+    let cancel =
+        Event { id: 5, time: Timestamp(2000), kind: EventKind::CancelRequested { reason: None, sender: None } };
     m.apply(&[cancel]).unwrap();
     let act = m.take_activation();
     let names: Vec<&str> = act.new_events.iter().map(EventKind::name).collect();
