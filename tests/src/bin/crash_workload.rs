@@ -53,6 +53,16 @@ async fn start_or_attach<W: Workflow<Input = u64, Output = u64>>(
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
+    // The engine's warnings go to stderr, which the crash test keeps as `harness.log` and
+    // prints when a harness hangs; `CRASH_LOG` (a tracing filter) asks for more.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CRASH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
     let dir = PathBuf::from(std::env::args().nth(1).context("usage: crash_workload <dir>")?);
     let kill_after = match std::env::var("KILL_AFTER_WRITES") {
         Ok(v) => Some(v.parse::<u64>().context("KILL_AFTER_WRITES")?),
