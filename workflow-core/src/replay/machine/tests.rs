@@ -312,3 +312,114 @@ proptest! {
         prop_assert!(sliced.take_activation().new_events.is_empty());
     }
 }
+
+/// Schedules an activity, cancels it at once, then runs another.
+struct CancelFirst;
+impl Workflow for CancelFirst {
+    const NAME: &'static str = "cancel_first";
+    type Input = ();
+    type Output = String;
+    async fn run(ctx: WorkflowContext, _: ()) -> Result<String, WorkflowError> {
+        let a = ctx.activity::<Double>(1);
+        assert!(a.cancel());
+        let first = match a.await {
+            Err(crate::ActivityFailure::Cancelled { .. }) => "cancelled",
+            _ => "not cancelled",
+        };
+        let b = ctx.activity::<Other>(2).await?;
+        Ok(format!("{first} {b}"))
+    }
+}
+
+fn at(id: EventId, kind: EventKind) -> Event {
+    Event { id, time: Timestamp(1000 + id * 10), kind }
+}
+
+#[test]
+fn a_cancel_is_a_command_with_its_consequence_and_replays_without_new_events() {
+    let mut m = RunMachine::new(RunId("r".into()), wf::<CancelFirst>(), Limits::default());
+    m.apply(&[started(Payload::null())]).unwrap();
+    let names: Vec<String> = m.take_activation().new_events.iter().map(EventKind::describe).collect();
+    assert_eq!(
+        names,
+        [
+            "ActivityScheduled(seq 0, double)",
+            "CommandCancelled(seq 1, of seq 0)",
+            "ActivityCancelled",
+            "ActivityScheduled(seq 2, other)"
+        ]
+    );
+    let mut history = vec![started(Payload::null())];
+    let schedule = |seq, activity_type: &str, n: u64| EventKind::ActivityScheduled {
+        seq,
+        activity_type: activity_type.into(),
+        input: Payload::encode(&n).unwrap(),
+        options: crate::ActivityOptions::default(),
+    };
+    history.push(at(2, schedule(0, "double", 1)));
+    history.push(at(3, EventKind::CommandCancelled { seq: 1, target: 0 }));
+    history.push(at(4, EventKind::ActivityCancelled { seq: 0 }));
+    history.push(at(5, schedule(2, "other", 2)));
+    history.push(at(6, EventKind::ActivityCompleted { seq: 2, result: Payload::encode(&2u64).unwrap() }));
+    history.push(at(7, EventKind::WorkflowCompleted { result: Payload::encode(&"cancelled 2").unwrap() }));
+    let mut replay = RunMachine::new(RunId("r".into()), wf::<CancelFirst>(), Limits::default());
+    replay.apply(&history).unwrap();
+    assert_eq!(replay.take_activation(), Activation { new_events: vec![], closed: true });
+
+    // A history whose cancel targets another command is not this code's.
+    history[2] = at(3, EventKind::CommandCancelled { seq: 1, target: 2 });
+    let mut other = RunMachine::new(RunId("r".into()), wf::<CancelFirst>(), Limits::default());
+    let err = other.apply(&history).unwrap_err();
+    assert!(matches!(err, WorkflowTaskError::Nondeterminism(_)), "{err}");
+    assert!(err.to_string().contains("CommandCancelled(seq 1, of seq 2)"), "{err}");
+}
+
+struct Shout;
+impl crate::Signal for Shout {
+    const NAME: &'static str = "shout";
+    type Payload = String;
+}
+
+/// Signals workflow "x" and reports the outcome.
+struct SignalX;
+impl Workflow for SignalX {
+    const NAME: &'static str = "signal_x";
+    type Input = ();
+    type Output = String;
+    async fn run(ctx: WorkflowContext, _: ()) -> Result<String, WorkflowError> {
+        Ok(match ctx.signal_workflow::<Shout>("x", "hi".into()).await {
+            Ok(()) => "delivered".into(),
+            Err(e) => e.to_string(),
+        })
+    }
+}
+
+#[test]
+fn an_external_signal_resolves_with_its_recorded_outcome() {
+    use crate::history::ExternalOutcome;
+    for (outcome, expected) in [
+        (ExternalOutcome::Delivered, "delivered"),
+        (ExternalOutcome::NotFound, "no workflow \"x\" to deliver to"),
+        (ExternalOutcome::AlreadyClosed, "workflow \"x\" is already closed"),
+    ] {
+        let mut m = RunMachine::new(RunId("r".into()), wf::<SignalX>(), Limits::default());
+        m.apply(&[started(Payload::null())]).unwrap();
+        let new = m.take_activation().new_events;
+        assert_eq!(new.len(), 1);
+        assert_eq!(new[0].describe(), "ExternalSignalInitiated(seq 0, shout to x)");
+        let history = [at(2, new[0].clone()), at(3, EventKind::ExternalDelivered { seq: 0, outcome })];
+        m.apply(&history).unwrap();
+        let act = m.take_activation();
+        assert!(act.closed);
+        assert_eq!(act.new_events, vec![EventKind::WorkflowCompleted { result: Payload::encode(&expected).unwrap() }]);
+    }
+    // An outcome for a delivery the code never asked for.
+    let mut m = RunMachine::new(RunId("r".into()), wf::<CancelFirst>(), Limits::default());
+    let err = m
+        .apply(&[
+            started(Payload::null()),
+            at(2, EventKind::ExternalDelivered { seq: 7, outcome: ExternalOutcome::Delivered }),
+        ])
+        .unwrap_err();
+    assert!(matches!(err, WorkflowTaskError::Nondeterminism(_)), "{err}");
+}
