@@ -297,3 +297,30 @@ async fn the_env_skips_time_on_a_multi_thread_runtime_too() {
     let report = CrashSimulation::<Parent>::new(1).workflow::<Child>().activity(AddOne::default()).run().await.unwrap();
     assert!(report.passed(), "{report}");
 }
+
+/// Two different activities at once.
+struct Both;
+impl Workflow for Both {
+    const NAME: &'static str = "both";
+    type Input = ();
+    type Output = (u32, u32);
+    async fn run(ctx: WorkflowContext, _: ()) -> Result<(u32, u32), WorkflowError> {
+        let (a, b) = futures::join!(ctx.activity::<Fetch>(1), ctx.activity::<AddOne>(1));
+        Ok((a?, b?))
+    }
+}
+
+#[tokio::test]
+async fn time_skips_to_a_timeout_even_when_the_only_slot_waits_for_it() {
+    // One activity slot, held by an attempt that only its timeout ends: the other activity
+    // is due but cannot start until time moves.
+    let env = TestEnv::builder()
+        .workflow::<Both>()
+        .script::<Fetch>([MockOutcome::time_out(), MockOutcome::ok(&5u32)])
+        .activity(AddOne::default())
+        .worker_options(workflow_core::WorkerOptions::default().max_concurrent_activities(1))
+        .start()
+        .unwrap();
+    assert_eq!(env.execute::<Both>("both-1", ()).await.unwrap(), (5, 2));
+    assert!(env.now().since(TEST_START) >= Duration::from_secs(60));
+}
