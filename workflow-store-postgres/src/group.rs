@@ -398,8 +398,14 @@ async fn store(tx: &ClientWrapper, sim: &Sim, channel: &str, origin: &str) -> Re
     let wake = sim.wakes();
     let nr = &new_runs;
     let cr = &changed_runs;
+    // The statement is prepared (a round trip, the first time on a connection) before the
+    // write and the COMMIT are pipelined: preparing inside the joined future let the COMMIT
+    // go out first on a fresh connection, so the write ran after the transaction, outside
+    // its locks, and a concurrent group could write a stale run row over it (seen in the
+    // PostgreSQL crash test: a recovering process's run kept `last_event_id` 4 while its
+    // events went to 6, and every later append to it conflicted).
+    let st = tx.prepare_cached(WRITE_SQL).await?;
     let write = async {
-        let st = tx.prepare_cached(WRITE_SQL).await?;
         tx.execute(
             &st,
             &[
