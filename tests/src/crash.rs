@@ -61,11 +61,8 @@ impl Activity for Step {
 
     fn options() -> ActivityOptions {
         // Retry soon after a lost worker, forever: a crash must not fail the workflow.
-        // A 5 s attempt timeout (the step takes 2 ms) bounds how long a lease nobody works
-        // on holds a task: on PostgreSQL, a recovering process was seen (2026-12-02, about
-        // one run in three) holding eager leases of activities it never started, which the
-        // default 10-minute timeout turned into a hang of the harness. That is a liveness bug
-        // still to find (see the closing note of that day); this test checks safety.
+        // A 5 s attempt timeout (the step takes 2 ms) bounds how long a lease of a killed
+        // process holds a task.
         ActivityOptions::default().start_to_close_timeout(Duration::from_secs(5)).retry_policy(
             RetryPolicy::default()
                 .initial_interval(Duration::from_millis(10))
