@@ -22,3 +22,4 @@ snippet!(retries, "retries.rs");
 snippet!(testing, "testing.rs");
 snippet!(features, "features.rs");
 snippet!(longrunning, "longrunning.rs");
+snippet!(updates, "updates.rs");

@@ -114,6 +114,9 @@ pub struct RunDetails {
     pub attempts: Vec<AttemptRecord>,
     /// The children it asked for, in command order.
     pub children: Vec<ChildView>,
+    /// Updates it accepted and has not answered, in the order accepted.
+    #[serde(default)]
+    pub pending_updates: Vec<workflow_core::history::PendingUpdate>,
 }
 
 /// A run and its children, as `wf tree` shows it.
@@ -187,6 +190,7 @@ pub async fn run_details(client: &Client, workflow_id: &str) -> Result<RunDetail
         pending: d.pending.into_iter().map(PendingView::from).collect(),
         attempts: d.attempts,
         children,
+        pending_updates: workflow_core::history::pending_updates(&history),
     })
 }
 

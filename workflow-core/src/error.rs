@@ -561,6 +561,91 @@ pub enum QueryError {
     Store(#[from] StoreError),
 }
 
+/// An update ([`Client::update`](crate::Client::update)) was not answered with a result.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum UpdateError {
+    /// No such workflow.
+    #[error("workflow {workflow_id:?} not found")]
+    NotFound {
+        /// The workflow id.
+        workflow_id: String,
+    },
+    /// The workflow's latest run is closed: updates go to open runs only.
+    #[error("workflow {workflow_id:?} is closed ({status}); updates go to open runs only")]
+    AlreadyClosed {
+        /// The workflow id.
+        workflow_id: String,
+        /// How it ended.
+        status: String,
+    },
+    /// The workflow registered no update of this name. Nothing was recorded.
+    #[error("the workflow has no update {name:?} (registered: {registered}); register it with ctx.register_update")]
+    UnknownUpdate {
+        /// The name asked for.
+        name: String,
+        /// The registered names.
+        registered: String,
+    },
+    /// The arguments do not decode as the update's type. Nothing was recorded.
+    #[error("bad arguments for update {name:?}: {reason}")]
+    BadArguments {
+        /// The update.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// The workflow's validator refused the update. Nothing was recorded.
+    #[error("update {name:?} rejected: {reason}")]
+    Rejected {
+        /// The update.
+        name: String,
+        /// The validator's reason.
+        reason: String,
+    },
+    /// The workflow accepted the update and answered it with a failure.
+    #[error("update {name:?} failed: {failure}")]
+    Failed {
+        /// The update.
+        name: String,
+        /// The workflow's failure.
+        failure: Failure,
+    },
+    /// The run closed after accepting the update without answering it.
+    #[error("workflow {workflow_id:?} closed ({status}) without answering update {update_id:?}")]
+    ClosedUnanswered {
+        /// The workflow id.
+        workflow_id: String,
+        /// The update.
+        update_id: String,
+        /// How the run ended.
+        status: String,
+    },
+    /// The same update id was used for another update name.
+    #[error("update id {update_id:?} was already used for update {recorded:?} in this run; use a new id")]
+    IdReused {
+        /// The id.
+        update_id: String,
+        /// The update recorded under it.
+        recorded: String,
+    },
+    /// The update id is empty, too long or holds control characters.
+    #[error(transparent)]
+    Id(#[from] IdError),
+    /// Rebuilding the workflow's state to validate the update failed.
+    #[error(transparent)]
+    Replay(#[from] WorkflowTaskError),
+    /// The client has no workflow code to validate updates with.
+    #[error("this client has no workflow code to validate updates with; send through a client from RunningWorker::client (a started worker that registered the workflow type)")]
+    NoWorkflowCode,
+    /// Payload problem.
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Registering or running a worker failed.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]

@@ -69,11 +69,11 @@ mod worker;
 mod workflow;
 
 pub use activity::{Activity, ActivityContext, ActivityError, ActivityInfo};
-pub use client::{Client, Description, IdConflictPolicy, IdReusePolicy, StartOptions, WorkflowHandle};
+pub use client::{Client, Description, IdConflictPolicy, IdReusePolicy, StartOptions, UpdateHandle, WorkflowHandle};
 pub use error::{
     bound_message, ControlError, Error, Failure, IdError, NondeterminismError, OptionsError, PayloadError, QueryError,
-    ResetError, ResultError, StartError, StoreError, WorkerError, WorkflowTaskError, MAX_FAILURE_DETAILS_BYTES,
-    MAX_FAILURE_MESSAGE_BYTES,
+    ResetError, ResultError, StartError, StoreError, UpdateError, WorkerError, WorkflowTaskError,
+    MAX_FAILURE_DETAILS_BYTES, MAX_FAILURE_MESSAGE_BYTES,
 };
 pub use history::{ActivityFailure, ChildEnd, ChildFailure, Event, EventKind, ResetPoint, TimeoutKind};
 pub use ids::{validate_id, EventId, RunId, Seq};
@@ -84,7 +84,8 @@ pub use time::{Clock, SystemClock, Timestamp};
 pub use worker::{RunningWorker, Worker, WorkerOptions, CANCEL_CLEANUP};
 pub use workflow::{
     ActivityFuture, Cancelled, CancelledFuture, ChildFuture, ChildWorkflowOptions, CommandHandle, Elapsed,
-    ExternalError, ExternalFuture, Query, Signal, SignalFuture, TimerFuture, Workflow, WorkflowContext, WorkflowError,
+    ExternalError, ExternalFuture, Query, Signal, SignalFuture, TimerFuture, Update, UpdateFuture, UpdateReceiver,
+    UpdateRequest, Workflow, WorkflowContext, WorkflowError,
 };
 
 /// The README's examples, compiled and run as doctests so that what crates.io shows works.

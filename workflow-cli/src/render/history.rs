@@ -1,5 +1,6 @@
 //! `wf history` and `wf attempts`.
 
+use workflow_core::history::UpdateOutcome;
 use workflow_core::store::AttemptRecord;
 use workflow_core::{ChildEnd, Event, EventKind};
 
@@ -110,6 +111,13 @@ pub fn event_details(kind: &EventKind) -> String {
             format!("seq {seq} cancel {workflow_id}: {}", one_line(reason, MESSAGE_CHARS))
         }
         EventKind::ExternalDelivered { seq, outcome } => format!("seq {seq} {outcome:?}"),
+        EventKind::UpdateAccepted { update_id, name, args } => format!("{name} {} id {update_id}", preview(args)),
+        EventKind::UpdateCompleted { seq, update_id, outcome } => match outcome {
+            UpdateOutcome::Completed { result } => format!("seq {seq} id {update_id} result {}", preview(result)),
+            UpdateOutcome::Failed { failure } => {
+                format!("seq {seq} id {update_id} failed: {}", one_line(&failure.to_string(), MESSAGE_CHARS))
+            }
+        },
         EventKind::WorkflowCompleted { result } => format!("result {}", preview(result)),
         EventKind::WorkflowFailed { failure, next_run } => {
             let mut s = one_line(&failure.to_string(), MESSAGE_CHARS);

@@ -99,6 +99,19 @@ pub fn render_describe(d: &RunDetails, now: Timestamp) -> String {
         out.push_str("\nPending timers:\n");
         out.push_str(&timers.render(2));
     }
+    if !d.pending_updates.is_empty() {
+        out.push_str("\nPending updates (accepted, not answered yet):\n");
+        let mut t = Table::new(["UPDATE ID", "NAME", "ACCEPTED", ""]);
+        for u in &d.pending_updates {
+            t.row(vec![
+                u.update_id.clone(),
+                u.name.clone(),
+                format!("event {}", u.accepted_event),
+                age(u.accepted_at, now),
+            ]);
+        }
+        out.push_str(&t.render(2));
+    }
     if !d.attempts.is_empty() {
         out.push_str("\nActivities (wf attempts shows every attempt):\n");
         out.push_str(&activity_summary(&d.attempts).render(2));
@@ -238,5 +251,21 @@ mod tests {
             render_tree(&root),
             "p (child) completed *\n├─ p/1 (child) completed\n│  └─ p/1/x (child) completed\n└─ p/2 (child) completed\n"
         );
+    }
+
+    #[test]
+    fn describe_lists_pending_updates() {
+        let now = Timestamp(1_767_225_610_000);
+        let d: RunDetails = serde_json::from_value(serde_json::json!({
+            "info": info("cart", RunStatus::Running), "pending": [], "attempts": [], "children": [],
+            "pending_updates": [{
+                "update_id": "req-7", "name": "add_item", "accepted_event": 5, "accepted_at": 1_767_225_605_000u64
+            }]
+        }))
+        .unwrap();
+        let out = render_describe(&d, now);
+        let at = out.find("Pending updates (accepted, not answered yet):").expect("section");
+        let row = out[at..].lines().nth(2).unwrap();
+        assert!(row.contains("req-7") && row.contains("add_item") && row.contains("event 5"), "{out}");
     }
 }

@@ -346,6 +346,26 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sender: Option<ExternalSender>,
     },
+    /// A client's update was validated and accepted ([`Client::update`](crate::Client::update)):
+    /// workflow code receives it through its
+    /// [`UpdateReceiver`](crate::workflow::UpdateReceiver), in arrival order with signals.
+    UpdateAccepted {
+        /// The update's id: a call retried with the same id finds this one.
+        update_id: String,
+        /// The update's name.
+        name: String,
+        /// Its arguments.
+        args: Payload,
+    },
+    /// Workflow code answered accepted update `update_id`; the caller waiting receives this.
+    UpdateCompleted {
+        /// Command position.
+        seq: Seq,
+        /// The update answered.
+        update_id: String,
+        /// The answer: a result or a failure.
+        outcome: UpdateOutcome,
+    },
     /// The run completed with a result.
     WorkflowCompleted {
         /// The result.
@@ -388,7 +408,8 @@ impl EventKind {
             | EventKind::PatchMarker { seq, .. }
             | EventKind::CommandCancelled { seq, .. }
             | EventKind::ExternalSignalInitiated { seq, .. }
-            | EventKind::ExternalCancelInitiated { seq, .. } => Some(*seq),
+            | EventKind::ExternalCancelInitiated { seq, .. }
+            | EventKind::UpdateCompleted { seq, .. } => Some(*seq),
             _ => None,
         }
     }
@@ -449,6 +470,8 @@ impl EventKind {
             EventKind::ChildCancelRequested { .. } => "ChildCancelRequested",
             EventKind::CancelRequested { .. } => "CancelRequested",
             EventKind::SignalReceived { .. } => "SignalReceived",
+            EventKind::UpdateAccepted { .. } => "UpdateAccepted",
+            EventKind::UpdateCompleted { .. } => "UpdateCompleted",
             EventKind::WorkflowCompleted { .. } => "WorkflowCompleted",
             EventKind::WorkflowFailed { .. } => "WorkflowFailed",
             EventKind::WorkflowCancelled => "WorkflowCancelled",
@@ -479,6 +502,10 @@ impl EventKind {
             EventKind::ChildWorkflowInitiated { seq, workflow_type, workflow_id, .. } => {
                 format!("ChildWorkflowInitiated(seq {seq}, {workflow_type}, id {workflow_id})")
             }
+            EventKind::UpdateAccepted { update_id, name, .. } => format!("UpdateAccepted({name}, id {update_id})"),
+            EventKind::UpdateCompleted { seq, update_id, .. } => {
+                format!("UpdateCompleted(seq {seq}, id {update_id})")
+            }
             other => other.name().to_string(),
         }
     }
@@ -494,6 +521,61 @@ pub struct ExternalSender {
     pub run_id: RunId,
     /// The command's position in that run.
     pub seq: Seq,
+}
+
+/// How workflow code answered an update.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum UpdateOutcome {
+    /// The update's result.
+    Completed {
+        /// The result.
+        result: Payload,
+    },
+    /// The update failed; the caller receives this failure.
+    Failed {
+        /// Why.
+        failure: crate::error::Failure,
+    },
+}
+
+/// An update accepted by a run that workflow code has not answered yet (shown by `wf
+/// describe`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PendingUpdate {
+    /// The update's id.
+    pub update_id: String,
+    /// Its name.
+    pub name: String,
+    /// The `UpdateAccepted` event.
+    pub accepted_event: EventId,
+    /// When it was accepted.
+    pub accepted_at: Timestamp,
+}
+
+/// The updates `history` accepted and did not answer, in the order they were accepted.
+pub fn pending_updates(history: &[Event]) -> Vec<PendingUpdate> {
+    let answered: std::collections::HashSet<&str> = history
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::UpdateCompleted { update_id, .. } => Some(update_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    history
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::UpdateAccepted { update_id, name, .. } if !answered.contains(update_id.as_str()) => {
+                Some(PendingUpdate {
+                    update_id: update_id.clone(),
+                    name: name.clone(),
+                    accepted_event: e.id,
+                    accepted_at: e.time,
+                })
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// What became of a signal or cancellation one workflow sent another.

@@ -4,8 +4,8 @@ mod event;
 mod reset;
 
 pub use event::{
-    ActivityFailure, ChildEnd, ChildFailure, Event, EventKind, ExternalOutcome, ExternalSender, ParentRef, RunStart,
-    TimeoutKind,
+    pending_updates, ActivityFailure, ChildEnd, ChildFailure, Event, EventKind, ExternalOutcome, ExternalSender,
+    ParentRef, PendingUpdate, RunStart, TimeoutKind, UpdateOutcome,
 };
 pub use reset::{ResetFrom, ResetPlan, ResetPoint};
 

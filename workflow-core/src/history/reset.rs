@@ -137,11 +137,15 @@ impl ResetPlan {
             }
             plan.events.push(e.kind.clone());
         }
-        // Signals are requests from outside: the new run receives those the old one got later.
+        // Signals and updates are requests from outside: the new run receives those the old
+        // one got later.
         plan.events.extend(
             history
                 .iter()
-                .filter(|e| e.id > point && matches!(e.kind, EventKind::SignalReceived { .. }))
+                .filter(|e| {
+                    e.id > point
+                        && matches!(e.kind, EventKind::SignalReceived { .. } | EventKind::UpdateAccepted { .. })
+                })
                 .map(|e| e.kind.clone()),
         );
         Ok(plan)

@@ -228,7 +228,8 @@ impl RunMachine {
             | EventKind::PatchMarker { seq, .. }
             | EventKind::CommandCancelled { seq, .. }
             | EventKind::ExternalSignalInitiated { seq, .. }
-            | EventKind::ExternalCancelInitiated { seq, .. } => {
+            | EventKind::ExternalCancelInitiated { seq, .. }
+            | EventKind::UpdateCompleted { seq, .. } => {
                 if !self.next_seq_issued(*seq) {
                     return Err(self.nondet(
                         e.id,
@@ -312,6 +313,21 @@ impl RunMachine {
                     s.now = e.time;
                     s.signals.push_back((name.clone(), payload.clone()));
                     for w in s.signal_wakers.drain(..) {
+                        w.wake();
+                    }
+                }
+                self.drive(e.id)
+            }
+            EventKind::UpdateAccepted { update_id, name, args } => {
+                {
+                    let mut s = self.state.borrow_mut();
+                    s.now = e.time;
+                    s.updates.push_back(crate::replay::AcceptedUpdate {
+                        update_id: update_id.clone(),
+                        name: name.clone(),
+                        args: args.clone(),
+                    });
+                    for w in s.update_wakers.drain(..) {
                         w.wake();
                     }
                 }
@@ -514,6 +530,37 @@ impl RunMachine {
         };
         handler(args).map_err(|reason| crate::error::QueryError::Handler { name: name.to_string(), reason })
     }
+
+    /// Checks update `name` with `args` against the run's current state, without changing it:
+    /// the update must be registered and its validator must accept it.
+    pub fn validate_update(&self, name: &str, args: &Payload) -> Result<(), crate::error::UpdateError> {
+        use crate::error::UpdateError;
+        if self.is_closed() {
+            return Err(UpdateError::AlreadyClosed { workflow_id: self.workflow_id(), status: "closed".into() });
+        }
+        let validator = {
+            let s = self.state.borrow();
+            match s.update_validators.get(name) {
+                Some(v) => v.clone(),
+                None => {
+                    let mut names: Vec<&str> = s.update_validators.keys().map(String::as_str).collect();
+                    names.sort_unstable();
+                    return Err(UpdateError::UnknownUpdate {
+                        name: name.to_string(),
+                        registered: if names.is_empty() { "none".into() } else { names.join(", ") },
+                    });
+                }
+            }
+        };
+        validator(args).map_err(|r| match r {
+            crate::replay::UpdateRejection::BadArguments(reason) => {
+                UpdateError::BadArguments { name: name.to_string(), reason }
+            }
+            crate::replay::UpdateRejection::Rejected(reason) => {
+                UpdateError::Rejected { name: name.to_string(), reason }
+            }
+        })
+    }
 }
 
 fn command_event(cmd: Command) -> EventKind {
@@ -534,6 +581,7 @@ fn command_event(cmd: Command) -> EventKind {
         Command::CancelExternal { seq, workflow_id, reason } => {
             EventKind::ExternalCancelInitiated { seq, workflow_id, reason }
         }
+        Command::CompleteUpdate { seq, update_id, outcome } => EventKind::UpdateCompleted { seq, update_id, outcome },
     }
 }
 
@@ -549,6 +597,7 @@ enum CommandKey {
     Cancel { target: Seq },
     SignalExternal { workflow_id: String, name: String },
     CancelExternal { workflow_id: String },
+    CompleteUpdate { update_id: String },
 }
 
 impl CommandKey {
@@ -568,6 +617,7 @@ impl CommandKey {
             EventKind::ExternalCancelInitiated { workflow_id, .. } => {
                 CommandKey::CancelExternal { workflow_id: workflow_id.clone() }
             }
+            EventKind::UpdateCompleted { update_id, .. } => CommandKey::CompleteUpdate { update_id: update_id.clone() },
             _ => return None,
         })
     }
@@ -588,6 +638,7 @@ impl CommandKey {
             Command::CancelExternal { workflow_id, .. } => {
                 CommandKey::CancelExternal { workflow_id: workflow_id.clone() }
             }
+            Command::CompleteUpdate { update_id, .. } => CommandKey::CompleteUpdate { update_id: update_id.clone() },
         }
     }
 
@@ -608,6 +659,7 @@ impl CommandKey {
             CommandKey::CancelExternal { workflow_id } => {
                 format!("ExternalCancelInitiated(seq {seq}, of {workflow_id})")
             }
+            CommandKey::CompleteUpdate { update_id } => format!("UpdateCompleted(seq {seq}, id {update_id})"),
         }
     }
 }

@@ -10,4 +10,4 @@ mod state;
 
 pub use gate::{Divergence, ReplayOutcome, ReplayReport, Replayer, RunReplay};
 pub use machine::{Activation, RunMachine, WorkflowFn};
-pub(crate) use state::{Command, QueryHandler, Resolution, RunState};
+pub(crate) use state::{AcceptedUpdate, Command, QueryHandler, Resolution, RunState, UpdateRejection, UpdateValidator};

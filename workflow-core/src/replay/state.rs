@@ -52,6 +52,12 @@ pub(crate) enum Command {
         workflow_id: String,
         reason: String,
     },
+    /// Answer accepted update `update_id`.
+    CompleteUpdate {
+        seq: Seq,
+        update_id: String,
+        outcome: crate::history::UpdateOutcome,
+    },
     /// Cancel pending command `target`; `timer` says whether it is a timer (else an activity).
     Cancel {
         seq: Seq,
@@ -70,7 +76,8 @@ impl Command {
             | Command::RecordPatch { seq, .. }
             | Command::Cancel { seq, .. }
             | Command::SignalExternal { seq, .. }
-            | Command::CancelExternal { seq, .. } => *seq,
+            | Command::CancelExternal { seq, .. }
+            | Command::CompleteUpdate { seq, .. } => *seq,
         }
     }
 }
@@ -101,6 +108,26 @@ pub(crate) struct Pending {
 /// A registered query handler, types erased.
 pub(crate) type QueryHandler = std::rc::Rc<dyn Fn(&Payload) -> Result<Payload, String>>;
 
+/// A registered update's validator, types erased: `Err` with a reason rejects the update.
+pub(crate) type UpdateValidator = std::rc::Rc<dyn Fn(&Payload) -> Result<(), UpdateRejection>>;
+
+/// Why a validator refused an update.
+#[derive(Debug)]
+pub(crate) enum UpdateRejection {
+    /// The arguments do not decode as the update's type.
+    BadArguments(String),
+    /// The validator said no.
+    Rejected(String),
+}
+
+/// An accepted update waiting for workflow code to receive it.
+#[derive(Debug, Clone)]
+pub(crate) struct AcceptedUpdate {
+    pub(crate) update_id: String,
+    pub(crate) name: String,
+    pub(crate) args: Payload,
+}
+
 pub(crate) struct RunState {
     pub(crate) run_id: RunId,
     pub(crate) workflow_id: String,
@@ -128,6 +155,10 @@ pub(crate) struct RunState {
     pub(crate) cancel_wakers: Vec<Waker>,
     pub(crate) signals: VecDeque<(String, Payload)>,
     pub(crate) signal_wakers: Vec<Waker>,
+    /// Registered updates by name.
+    pub(crate) update_validators: HashMap<String, UpdateValidator>,
+    pub(crate) updates: VecDeque<AcceptedUpdate>,
+    pub(crate) update_wakers: Vec<Waker>,
 }
 
 impl RunState {
@@ -151,6 +182,9 @@ impl RunState {
             cancel_wakers: Vec::new(),
             signals: VecDeque::new(),
             signal_wakers: Vec::new(),
+            update_validators: HashMap::new(),
+            updates: VecDeque::new(),
+            update_wakers: Vec::new(),
         }
     }
 
@@ -222,7 +256,7 @@ impl RunState {
             Command::SignalExternal { seq, .. } | Command::CancelExternal { seq, .. } => {
                 self.pending.insert(*seq, Pending { kind: PendingKind::External, waker: None });
             }
-            Command::RecordSideEffect { .. } | Command::RecordPatch { .. } => {}
+            Command::RecordSideEffect { .. } | Command::RecordPatch { .. } | Command::CompleteUpdate { .. } => {}
         }
         self.issued.push((cmd, at));
     }

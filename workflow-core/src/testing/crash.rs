@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use super::{TestClock, TEST_START};
 use crate::activity::{Activity, ActivityContext, ActivityError};
 use crate::client::StartOptions;
-use crate::error::{ControlError, ResultError, StoreError, WorkerError};
+use crate::error::{ResultError, StoreError, WorkerError};
 use crate::history::{Event, EventKind};
 use crate::ids::{EventId, RunId, Seq};
 use crate::payload::Payload;
@@ -374,7 +374,7 @@ pub enum SimulationError {
 type SameResult<W> = Box<dyn Fn(&<W as Workflow>::Output, &<W as Workflow>::Output) -> bool + Send + Sync>;
 
 /// Something the simulation does through a client once the workflow started.
-type AfterStart = Box<dyn Fn(crate::client::Client) -> BoxFuture<'static, Result<(), ControlError>> + Send + Sync>;
+type AfterStart = Box<dyn Fn(crate::client::Client) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
 /// How one run under a fault ended.
 struct Outcome {
@@ -432,7 +432,29 @@ where
     {
         self.after_start.push(Box::new(move |client| {
             let payload = payload.clone();
-            Box::pin(async move { client.signal::<S>("simulated", payload).await })
+            Box::pin(async move { client.signal::<S>("simulated", payload).await.map_err(|e| e.to_string()) })
+        }));
+        self
+    }
+
+    /// Sends update `U` with `args` once the workflow started (in order with the signals
+    /// asked for), in every run of the simulation; the workflow's result shows what it did
+    /// with it. The update is accepted by the first worker's code and answered by whichever
+    /// worker runs the workflow then; the simulation checks it is answered at most once.
+    pub fn then_update<U: crate::workflow::Update>(mut self, args: U::Args) -> Self
+    where
+        U::Args: Clone + Send + Sync,
+    {
+        let update_id = format!("simulated-update-{}", self.after_start.len() + 1);
+        self.after_start.push(Box::new(move |client| {
+            let (args, update_id) = (args.clone(), update_id.clone());
+            Box::pin(async move {
+                client
+                    .start_update_with_id::<U>("simulated", &update_id, args)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
         }));
         self
     }
@@ -441,7 +463,12 @@ where
     /// before it), in every run of the simulation.
     pub fn then_cancel(mut self) -> Self {
         self.after_start.push(Box::new(|client| {
-            Box::pin(async move { client.cancel("simulated", Some("cancelled by the crash simulation".into())).await })
+            Box::pin(async move {
+                client
+                    .cancel("simulated", Some("cancelled by the crash simulation".into()))
+                    .await
+                    .map_err(|e| e.to_string())
+            })
         }));
         self
     }
@@ -567,7 +594,9 @@ where
                 return Err(SimulationError::Baseline(e.to_string()));
             }
         }
-        let client = crate::client::Client::new(inner.clone()).with_clock(Arc::new(clock.clone()));
+        let client = crate::client::Client::new(inner.clone())
+            .with_clock(Arc::new(clock.clone()))
+            .with_queries(first.query_server());
         if inner.current_run("simulated").await.ok().flatten().is_none() {
             // The start itself failed before it was written (a refused write): the caller
             // saw an error and starts again, as an application would.

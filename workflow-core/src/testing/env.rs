@@ -296,6 +296,16 @@ impl TestEnv {
         self.running().query::<Q>(workflow_id, args).await
     }
 
+    /// Sends update `U` to the open run of `workflow_id` and waits for its answer (time
+    /// skips while the workflow works on it, as for [`execute`](Self::execute)).
+    pub async fn update<U: crate::workflow::Update>(
+        &self,
+        workflow_id: &str,
+        args: U::Args,
+    ) -> Result<U::Output, crate::error::UpdateError> {
+        self.client().update::<U>(workflow_id, args).await
+    }
+
     /// The calls the mock of `activity_type` received, in order (none for a type that is
     /// not mocked).
     pub fn calls(&self, activity_type: &str) -> Vec<MockCall> {

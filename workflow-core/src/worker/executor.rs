@@ -143,17 +143,41 @@ impl ExecState {
         name: &str,
         args: &crate::payload::Payload,
     ) -> Result<crate::payload::Payload, crate::error::QueryError> {
+        self.with_current(run_id, workflow_type, history, |m| m.query(name, args))?
+    }
+
+    /// Checks an update against the run's current state, as [`query`](Self::query) reads it.
+    pub(crate) fn validate_update(
+        &mut self,
+        run_id: &RunId,
+        workflow_type: &str,
+        history: &[Event],
+        name: &str,
+        args: &crate::payload::Payload,
+    ) -> Result<(), crate::error::UpdateError> {
+        self.with_current(run_id, workflow_type, history, |m| m.validate_update(name, args))?
+    }
+
+    /// Calls `f` on the run's state after `history`: the cached machine when it is up to date,
+    /// else a fresh replay (the cache is left alone).
+    fn with_current<T>(
+        &mut self,
+        run_id: &RunId,
+        workflow_type: &str,
+        history: &[Event],
+        f: impl FnOnce(&RunMachine) -> T,
+    ) -> Result<T, WorkflowTaskError> {
         let last = history.last().map_or(0, |e| e.id);
         if let Some(m) = self.cache.peek(run_id).filter(|m| m.last_event_id() == last) {
-            return m.query(name, args);
+            return Ok(f(m));
         }
-        let f = *self.registry.workflows.get(workflow_type).ok_or_else(|| WorkflowTaskError::UnknownWorkflowType {
+        let wf = *self.registry.workflows.get(workflow_type).ok_or_else(|| WorkflowTaskError::UnknownWorkflowType {
             workflow_type: workflow_type.to_string(),
             registered: self.registry.workflow_names(),
         })?;
-        let mut m = RunMachine::new(run_id.clone(), f, self.limits.clone());
+        let mut m = RunMachine::new(run_id.clone(), wf, self.limits.clone());
         m.apply(history)?;
-        m.query(name, args)
+        Ok(f(&m))
     }
 }
 

@@ -511,12 +511,17 @@ pub struct RunningWorker {
 impl RunningWorker {
     /// A client on the same store and clock.
     pub fn client(&self) -> Client {
-        let server: Arc<dyn crate::client::QueryServer> = self.inner.clone();
         Client::new(self.inner.store.clone())
             .with_clock(self.inner.clock.clone())
             .with_limits(self.inner.options.limits.clone())
             .with_registered(self.inner.registry.workflow_names_list())
-            .with_queries(Arc::downgrade(&server))
+            .with_queries(self.query_server())
+    }
+
+    /// This worker's workflow code, to answer queries and validate updates with.
+    pub(crate) fn query_server(&self) -> std::sync::Weak<dyn crate::client::QueryServer> {
+        let server: Arc<dyn crate::client::QueryServer> = self.inner.clone();
+        Arc::downgrade(&server)
     }
 
     /// Asks workflow `workflow_id` (its latest run) query `Q`, answered from its current state
@@ -587,5 +592,16 @@ impl crate::client::QueryServer for Inner {
     ) -> Result<crate::payload::Payload, crate::error::QueryError> {
         let (run_id, wtype, name) = (run.run_id.clone(), run.workflow_type.clone(), name.to_string());
         self.executor.call(move |s| s.query(&run_id, &wtype, &history, &name, &args))
+    }
+
+    fn validate_update(
+        &self,
+        run: &crate::store::RunInfo,
+        history: Vec<crate::history::Event>,
+        name: &str,
+        args: crate::payload::Payload,
+    ) -> Result<(), crate::error::UpdateError> {
+        let (run_id, wtype, name) = (run.run_id.clone(), run.workflow_type.clone(), name.to_string());
+        self.executor.call(move |s| s.validate_update(&run_id, &wtype, &history, &name, &args))
     }
 }

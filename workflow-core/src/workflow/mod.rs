@@ -1,6 +1,7 @@
 //! Workflows: deterministic code that only orchestrates.
 
 mod context;
+mod update;
 
 use std::future::Future;
 
@@ -11,6 +12,7 @@ pub use context::{
     ActivityFuture, CancelledFuture, ChildFuture, ChildWorkflowOptions, CommandHandle, Elapsed, ExternalError,
     ExternalFuture, Query, Signal, SignalFuture, TimerFuture, WorkflowContext,
 };
+pub use update::{Update, UpdateFuture, UpdateReceiver, UpdateRequest};
 
 use crate::error::{Failure, PayloadError};
 use crate::history::ActivityFailure;

@@ -423,3 +423,67 @@ fn an_external_signal_resolves_with_its_recorded_outcome() {
         .unwrap_err();
     assert!(matches!(err, WorkflowTaskError::Nondeterminism(_)), "{err}");
 }
+
+struct Rename;
+impl crate::workflow::Update for Rename {
+    const NAME: &'static str = "rename";
+    type Args = String;
+    type Output = usize;
+}
+
+/// Answers renames with the name's length until one is "stop"; refuses empty names.
+struct Renamer;
+impl Workflow for Renamer {
+    const NAME: &'static str = "renamer";
+    type Input = ();
+    type Output = String;
+    async fn run(ctx: WorkflowContext, _: ()) -> Result<String, WorkflowError> {
+        let renames = ctx.register_update_with::<Rename>(|n| if n.is_empty() { Err("empty".into()) } else { Ok(()) });
+        loop {
+            let r = renames.next().await?;
+            let name = r.args().clone();
+            r.complete(&name.len());
+            if name == "stop" {
+                return Ok(name);
+            }
+        }
+    }
+}
+
+#[test]
+fn updates_are_validated_on_the_current_state_and_answered_as_commands() {
+    let mut m = RunMachine::new(RunId("r".into()), wf::<Renamer>(), Limits::default());
+    m.apply(&[started(Payload::null())]).unwrap();
+    assert!(m.take_activation().new_events.is_empty());
+    let arg = |s: &str| Payload::encode(&s.to_string()).unwrap();
+    assert!(matches!(
+        m.validate_update("rename", &arg("")),
+        Err(crate::error::UpdateError::Rejected { reason, .. }) if reason == "empty"
+    ));
+    assert!(matches!(m.validate_update("other", &arg("x")), Err(crate::error::UpdateError::UnknownUpdate { .. })));
+    assert!(m.validate_update("rename", &arg("ada")).is_ok());
+    let accepted = |id: EventId, update_id: &str, name: &str| Event {
+        id,
+        time: Timestamp(2000),
+        kind: EventKind::UpdateAccepted { update_id: update_id.into(), name: "rename".into(), args: arg(name) },
+    };
+    m.apply(&[accepted(2, "u1", "ada")]).unwrap();
+    let act = m.take_activation();
+    assert_eq!(
+        act.new_events,
+        vec![EventKind::UpdateCompleted {
+            seq: 0,
+            update_id: "u1".into(),
+            outcome: crate::history::UpdateOutcome::Completed { result: Payload::encode(&3usize).unwrap() },
+        }]
+    );
+    let answered = Event { id: 3, time: Timestamp(2000), kind: act.new_events[0].clone() };
+    m.apply(&[answered.clone(), accepted(4, "u2", "stop")]).unwrap();
+    let names: Vec<&str> = m.take_activation().new_events.iter().map(EventKind::name).collect();
+    assert_eq!(names, ["UpdateCompleted", "WorkflowCompleted"]);
+
+    // Replaying the recorded history issues nothing new; the update answered is not answered twice.
+    let mut replay = RunMachine::new(RunId("r".into()), wf::<Renamer>(), Limits::default());
+    replay.apply(&[started(Payload::null()), accepted(2, "u1", "ada"), answered]).unwrap();
+    assert!(replay.take_activation().new_events.is_empty());
+}

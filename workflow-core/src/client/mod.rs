@@ -16,6 +16,10 @@ use crate::store::{
 use crate::time::{Clock, SystemClock};
 use crate::workflow::Workflow;
 
+mod update;
+
+pub use update::UpdateHandle;
+
 /// How to start a workflow.
 ///
 /// ```
@@ -164,6 +168,15 @@ pub(crate) trait QueryServer: Send + Sync {
         name: &str,
         args: Payload,
     ) -> Result<Payload, crate::error::QueryError>;
+
+    /// Checks update `name` with `args` against the run's state after `history`.
+    fn validate_update(
+        &self,
+        run: &RunInfo,
+        history: Vec<Event>,
+        name: &str,
+        args: Payload,
+    ) -> Result<(), crate::error::UpdateError>;
 }
 
 impl Client {
