@@ -23,3 +23,4 @@ snippet!(testing, "testing.rs");
 snippet!(features, "features.rs");
 snippet!(longrunning, "longrunning.rs");
 snippet!(updates, "updates.rs");
+snippet!(async_completion, "async_completion.rs");

@@ -101,6 +101,23 @@ impl ActivityError {
         }
     }
 
+    /// Not an error: tells the worker that this attempt goes on outside the activity's code
+    /// and will be completed, failed or heartbeated through its task token
+    /// ([`ActivityContext::task_token`], then [`Client::complete_activity`](crate::Client::complete_activity)
+    /// and its siblings). The attempt keeps its timeouts; the worker's slot is freed at once.
+    /// As Temporal's `ErrResultPending`.
+    pub fn result_pending() -> Self {
+        ActivityError::non_retryable(
+            RESULT_PENDING,
+            "the attempt will be completed asynchronously through its task token",
+        )
+    }
+
+    /// Whether this is [`ActivityError::result_pending`].
+    pub fn is_result_pending(&self) -> bool {
+        self.error_type == RESULT_PENDING
+    }
+
     /// This error within the engine's bounds (see [`crate::Failure::bounded`]); the engine
     /// applies it before recording an error.
     pub fn bounded(self) -> Self {
@@ -124,6 +141,63 @@ impl ActivityError {
             details: self.details.clone(),
             cause: None,
         }
+    }
+}
+
+/// The error type of [`ActivityError::result_pending`].
+const RESULT_PENDING: &str = "ResultPending";
+
+/// Names one attempt of one activity, to complete, fail or heartbeat it from outside the
+/// activity's code ([`Client::complete_activity`](crate::Client::complete_activity)). Its
+/// string form ([`Display`](std::fmt::Display), [`FromStr`](std::str::FromStr)) is URL-safe,
+/// to hand to a webhook or another process. It is valid while that attempt runs: after the
+/// attempt timed out, or the activity was cancelled or completed, using it fails with
+/// [`AsyncCompletionError::NotCurrent`](crate::error::AsyncCompletionError::NotCurrent).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskToken {
+    /// The workflow id.
+    pub workflow_id: String,
+    /// The run.
+    pub run_id: RunId,
+    /// The activity's command position.
+    pub seq: Seq,
+    /// The activity's name.
+    pub activity_type: String,
+    /// The attempt.
+    pub attempt: u32,
+    /// The worker that started the attempt.
+    pub worker: String,
+    /// When the attempt started.
+    pub started_at: Timestamp,
+    pub(crate) task: crate::store::TaskKey,
+    pub(crate) lease: crate::store::LeaseToken,
+}
+
+impl std::fmt::Display for TaskToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Plain data with string keys: serializing cannot fail.
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        for b in json {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::str::FromStr for TaskToken {
+    type Err = crate::error::AsyncCompletionError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |reason: &str| crate::error::AsyncCompletionError::BadToken { reason: reason.to_string() };
+        if !s.len().is_multiple_of(2) || s.len() > 64 * 1024 {
+            return Err(bad("not a task token (odd or excessive length)"));
+        }
+        let bytes = (0..s.len())
+            .step_by(2)
+            .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+            .collect::<Option<Vec<u8>>>()
+            .ok_or_else(|| bad("not a task token (not hexadecimal)"))?;
+        serde_json::from_slice(&bytes).map_err(|e| bad(&format!("not a task token ({e})")))
     }
 }
 
@@ -173,11 +247,24 @@ pub struct ActivityContext {
     info: Arc<ActivityInfo>,
     previous: Option<Payload>,
     shared: Arc<ActivityShared>,
+    token: Option<Arc<TaskToken>>,
 }
 
 impl ActivityContext {
     pub(crate) fn new(info: ActivityInfo, previous: Option<Payload>, shared: Arc<ActivityShared>) -> Self {
-        ActivityContext { info: Arc::new(info), previous, shared }
+        ActivityContext { info: Arc::new(info), previous, shared, token: None }
+    }
+
+    pub(crate) fn with_token(mut self, token: TaskToken) -> Self {
+        self.token = Some(Arc::new(token));
+        self
+    }
+
+    /// This attempt's task token, to complete it from elsewhere after returning
+    /// [`ActivityError::result_pending`]. `None` outside a worker (in an
+    /// [`ActivityTestContext`](crate::testing::ActivityTestContext)).
+    pub fn task_token(&self) -> Option<TaskToken> {
+        self.token.as_deref().cloned()
     }
 
     /// Facts about this attempt.

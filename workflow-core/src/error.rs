@@ -561,6 +561,37 @@ pub enum QueryError {
     Store(#[from] StoreError),
 }
 
+/// Completing, failing or heartbeating an activity attempt through its task token failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum AsyncCompletionError {
+    /// The attempt no longer waits for this: it timed out, its activity was cancelled, or it
+    /// was already completed or failed. Nothing was recorded.
+    #[error("activity {activity_type} (seq {seq}, attempt {attempt}) of workflow {workflow_id:?} no longer waits for this attempt: it timed out, was cancelled, or was already completed")]
+    NotCurrent {
+        /// The workflow id.
+        workflow_id: String,
+        /// The activity's name.
+        activity_type: String,
+        /// Its command position.
+        seq: Seq,
+        /// The attempt the token named.
+        attempt: u32,
+    },
+    /// The text is not a task token.
+    #[error("bad task token: {reason}")]
+    BadToken {
+        /// Why.
+        reason: String,
+    },
+    /// Payload problem (the result does not encode or is too large).
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
+    /// The store failed; retrying with the same token is safe.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// An update ([`Client::update`](crate::Client::update)) was not answered with a result.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]

@@ -68,12 +68,12 @@ mod time;
 mod worker;
 mod workflow;
 
-pub use activity::{Activity, ActivityContext, ActivityError, ActivityInfo};
+pub use activity::{Activity, ActivityContext, ActivityError, ActivityInfo, TaskToken};
 pub use client::{Client, Description, IdConflictPolicy, IdReusePolicy, StartOptions, UpdateHandle, WorkflowHandle};
 pub use error::{
-    bound_message, ControlError, Error, Failure, IdError, NondeterminismError, OptionsError, PayloadError, QueryError,
-    ResetError, ResultError, StartError, StoreError, UpdateError, WorkerError, WorkflowTaskError,
-    MAX_FAILURE_DETAILS_BYTES, MAX_FAILURE_MESSAGE_BYTES,
+    bound_message, AsyncCompletionError, ControlError, Error, Failure, IdError, NondeterminismError, OptionsError,
+    PayloadError, QueryError, ResetError, ResultError, StartError, StoreError, UpdateError, WorkerError,
+    WorkflowTaskError, MAX_FAILURE_DETAILS_BYTES, MAX_FAILURE_MESSAGE_BYTES,
 };
 pub use history::{ActivityFailure, ChildEnd, ChildFailure, Event, EventKind, ResetPoint, TimeoutKind};
 pub use ids::{validate_id, EventId, RunId, Seq};

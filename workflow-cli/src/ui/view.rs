@@ -901,6 +901,7 @@ mod tests {
                 lost_attempts: 0,
                 lost_streak: 0,
                 lost_heartbeat_at: None,
+                async_result: None,
             })),
         };
         let pending = vec![PendingView { task, lease_owner: None, lease_expires_at: None }];

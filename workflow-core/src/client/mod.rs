@@ -16,6 +16,7 @@ use crate::store::{
 use crate::time::{Clock, SystemClock};
 use crate::workflow::Workflow;
 
+mod async_completion;
 mod update;
 
 pub use update::UpdateHandle;

@@ -27,9 +27,10 @@ use tokio::sync::Notify;
 
 pub use memory::MemoryStore;
 pub use types::{
-    ActivityTask, AppendOutcome, AppendRequest, AttemptOutcome, AttemptRecord, Completion, EagerLease, ExternalAction,
-    ExternalTask, LeaseHolder, LeaseToken, LeasedTask, NewRun, PendingTask, RunFilter, RunInfo, RunStatus,
-    StartChildTask, StartRunTask, Task, TaskKey, TaskKind, TaskOp, TaskQueue, MAX_LOST_IN_A_ROW, WORKFLOW_TASK_LEASE,
+    ActivityTask, AppendOutcome, AppendRequest, AsyncOutcome, AsyncResult, AttemptOutcome, AttemptRecord, Completion,
+    EagerLease, ExternalAction, ExternalTask, LeaseHolder, LeaseToken, LeasedTask, NewRun, PendingTask, RunFilter,
+    RunInfo, RunStatus, StartChildTask, StartRunTask, Task, TaskKey, TaskKind, TaskOp, TaskQueue, MAX_LOST_IN_A_ROW,
+    WORKFLOW_TASK_LEASE,
 };
 
 use crate::error::StoreError;

@@ -114,6 +114,7 @@ fn task(run_id: &RunId, activity: bool, seq: u32, at: u64) -> Task {
             lost_attempts: 0,
             lost_streak: 0,
             lost_heartbeat_at: None,
+            async_result: None,
         }))
     } else {
         TaskKind::Timer { seq }

@@ -286,6 +286,40 @@ pub struct ActivityTask {
     /// `heartbeat_at` when the last attempt was lost (to tell progress since).
     #[serde(default)]
     pub lost_heartbeat_at: Option<Timestamp>,
+    /// The current attempt's outcome, delivered through its task token
+    /// ([`Client::complete_activity`](crate::Client::complete_activity)) and waiting for a
+    /// worker to record it through the retry policy, as if the attempt had returned it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub async_result: Option<Box<AsyncResult>>,
+}
+
+/// An attempt's outcome delivered from outside the activity's code.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AsyncResult {
+    /// What it produced.
+    pub outcome: AsyncOutcome,
+    /// The worker that started the attempt.
+    pub worker: String,
+    /// When the attempt started.
+    pub started_at: Timestamp,
+    /// When the outcome was delivered.
+    pub ended_at: Timestamp,
+}
+
+/// What an attempt completed from outside produced.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AsyncOutcome {
+    /// A result.
+    Completed {
+        /// The result.
+        result: Payload,
+    },
+    /// An error, retried by the activity's retry policy like any attempt's error.
+    Failed {
+        /// The error.
+        error: ActivityError,
+    },
 }
 
 /// How many attempts of one activity may be lost with their workers in a row, without a

@@ -7,12 +7,14 @@ use tracing::{info_span, warn, Instrument};
 
 use super::workflow_tasks::{process_run, Trigger};
 use super::Inner;
+use crate::activity::TaskToken;
 use crate::activity::{ActivityContext, ActivityError, ActivityInfo, ActivityShared};
 use crate::error::StoreError;
 use crate::history::{ActivityFailure, EventKind, TimeoutKind};
 use crate::policy::{next_retry, NextRetry};
 use crate::store::{
-    ActivityTask, AppendRequest, AttemptOutcome, AttemptRecord, LeasedTask, Task, TaskKind, TaskOp, MAX_LOST_IN_A_ROW,
+    ActivityTask, AppendRequest, AsyncOutcome, AttemptOutcome, AttemptRecord, LeasedTask, Task, TaskKind, TaskOp,
+    MAX_LOST_IN_A_ROW,
 };
 use crate::time::Timestamp;
 
@@ -46,7 +48,6 @@ pub(crate) async fn handle(inner: &Arc<Inner>, leased: LeasedTask) {
 async fn run(inner: &Arc<Inner>, leased: LeasedTask, mut a: ActivityTask) {
     let now = inner.clock.now();
     let worker = inner.options.identity.clone();
-    let policy = a.options.retry_policy.clone();
     let s2c_deadline = a.options.schedule_to_close_timeout.map(|d| a.scheduled_at.add(d));
     let timed_out_kind =
         if a.options.heartbeat_timeout.is_some() { TimeoutKind::Heartbeat } else { TimeoutKind::StartToClose };
@@ -82,6 +83,17 @@ async fn run(inner: &Arc<Inner>, leased: LeasedTask, mut a: ActivityTask) {
         if let Err(e) = reschedule(inner, &leased, &a, now, Some(lost)).await {
             warn!(error = %e, "rescheduling after a lost attempt failed");
         }
+        return;
+    }
+    if let Some(done) = a.async_result.take() {
+        // The attempt was completed from outside through its task token: record it as if it
+        // had returned this (its timeouts were watched until then).
+        let result = match done.outcome {
+            AsyncOutcome::Completed { result } => AttemptResult::Ok(result),
+            AsyncOutcome::Failed { error } => AttemptResult::Err(error.bounded()),
+        };
+        let times = AttemptTimes { worker: done.worker, started: done.started_at, ended: done.ended_at };
+        settle(inner, leased, a, times, None, result).await;
         return;
     }
     if let Some(s2s) = a.options.schedule_to_start_timeout {
@@ -138,7 +150,18 @@ async fn run(inner: &Arc<Inner>, leased: LeasedTask, mut a: ActivityTask) {
         scheduled_at: a.scheduled_at,
         worker: worker.clone(),
     };
-    let ctx = ActivityContext::new(info, a.heartbeat.clone(), shared.clone());
+    let token = TaskToken {
+        workflow_id: a.workflow_id.clone(),
+        run_id: leased.task.run_id.clone(),
+        seq: a.seq,
+        activity_type: a.activity_type.clone(),
+        attempt: a.attempt,
+        worker: worker.clone(),
+        started_at: now,
+        task: leased.task.key.clone(),
+        lease: leased.token,
+    };
+    let ctx = ActivityContext::new(info, a.heartbeat.clone(), shared.clone()).with_token(token);
     let attempt_timeout = {
         let t = a.options.attempt_timeout();
         match s2c_deadline {
@@ -191,13 +214,49 @@ async fn run(inner: &Arc<Inner>, leased: LeasedTask, mut a: ActivityTask) {
     };
     let ended = inner.clock.now();
     let last_hb = shared.latest.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    match &result {
+        AttemptResult::Err(e) if e.is_result_pending() => {
+            // The attempt goes on outside; its slot is free, its lease and timeouts stay.
+            if last_hb.is_some() {
+                a.heartbeat = last_hb;
+                a.heartbeat_at = Some(ended);
+            }
+            watch_async(inner, leased, a, AttemptTimes { worker, started, ended }, attempt_timeout, attempt_kind);
+            return;
+        }
+        AttemptResult::TimedOut(_) => shared.cancel(),
+        _ => {}
+    }
+    settle(inner, leased, a, AttemptTimes { worker, started, ended }, last_hb, result).await;
+}
+
+/// Who ran an attempt and when.
+struct AttemptTimes {
+    worker: String,
+    started: Timestamp,
+    ended: Timestamp,
+}
+
+/// Records an attempt's result through the retry policy: the activity's outcome (advancing
+/// the workflow in the same write), or its next attempt.
+async fn settle(
+    inner: &Arc<Inner>,
+    leased: LeasedTask,
+    mut a: ActivityTask,
+    times: AttemptTimes,
+    last_hb: Option<crate::payload::Payload>,
+    result: AttemptResult,
+) {
+    let policy = a.options.retry_policy.clone();
+    let s2c_deadline = a.options.schedule_to_close_timeout.map(|d| a.scheduled_at.add(d));
+    let AttemptTimes { worker, started, ended } = times;
     if last_hb.is_some() {
         a.heartbeat = last_hb.clone();
         a.heartbeat_at = Some(ended);
     }
     let rec = |outcome| {
         let mut r = record(&leased, &a, &worker, started, ended, outcome);
-        r.last_heartbeat = last_hb.clone();
+        r.last_heartbeat = last_hb.clone().or_else(|| a.heartbeat.clone());
         r
     };
     let (error, outcome, final_event): (ActivityError, AttemptOutcome, FinalEvent) = match result {
@@ -238,7 +297,6 @@ async fn run(inner: &Arc<Inner>, leased: LeasedTask, mut a: ActivityTask) {
             )
         }
         AttemptResult::TimedOut(kind) => {
-            shared.cancel();
             let seq = a.seq;
             let ty = a.activity_type.clone();
             let error = ActivityError::retryable("Timeout", format!("attempt exceeded its {kind} timeout"));
@@ -307,6 +365,63 @@ async fn run(inner: &Arc<Inner>, leased: LeasedTask, mut a: ActivityTask) {
             finish(inner, leased, &a, ev, rec).await;
         }
     }
+}
+
+/// Watches an attempt that goes on outside the activity's code (it returned
+/// [`ActivityError::result_pending`]) until it is completed through its token, or one of its
+/// timeouts fires first: then the attempt is recorded as timed out, through the retry policy.
+/// The watch holds no slot. If this worker dies, the attempt's lease expires and another
+/// worker retries it as an attempt lost with its worker.
+fn watch_async(
+    inner: &Arc<Inner>,
+    leased: LeasedTask,
+    a: ActivityTask,
+    times: AttemptTimes,
+    attempt_timeout: Duration,
+    attempt_kind: TimeoutKind,
+) {
+    let i = inner.clone();
+    let deadline = times.started.add(attempt_timeout);
+    let mut a = a;
+    let fut = async move {
+        loop {
+            let beat_deadline = a.options.heartbeat_timeout.map(|t| a.heartbeat_at.unwrap_or(times.started).add(t));
+            let wake = beat_deadline.map_or(deadline, |b| b.min(deadline));
+            i.clock.sleep(wake.since(i.clock.now())).await;
+            let _hold = i.holds.as_ref().map(crate::testing::TestClock::hold);
+            // The task as the store has it now: gone, re-armed or completed through the token
+            // means this attempt is settled already.
+            let current = match i.store.list_tasks(&leased.task.run_id).await {
+                Ok(tasks) => tasks.into_iter().find(|t| t.task.key == leased.task.key),
+                Err(e) => {
+                    warn!(error = %e, "reading an asynchronous attempt's task failed; its lease will expire");
+                    return;
+                }
+            };
+            let Some(TaskKind::Activity(now_a)) = current.map(|t| t.task.kind) else { return };
+            if now_a.attempt != a.attempt || now_a.async_result.is_some() {
+                return;
+            }
+            let now = i.clock.now();
+            let kind = if now >= deadline {
+                attempt_kind
+            } else if a
+                .options
+                .heartbeat_timeout
+                .is_some_and(|t| now.since(now_a.heartbeat_at.unwrap_or(times.started)) >= t)
+            {
+                TimeoutKind::Heartbeat
+            } else {
+                // A heartbeat through the token moved the heartbeat deadline.
+                a.heartbeat_at = now_a.heartbeat_at;
+                continue;
+            };
+            let times = AttemptTimes { worker: times.worker.clone(), started: times.started, ended: now };
+            settle(&i, leased.clone(), (*now_a).clone(), times, None, AttemptResult::TimedOut(kind)).await;
+            return;
+        }
+    };
+    super::spawn_background(inner, fut);
 }
 
 async fn wait_shutdown(rx: &mut tokio::sync::watch::Receiver<bool>) {

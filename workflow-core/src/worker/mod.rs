@@ -476,6 +476,14 @@ fn spawn_task(inner: &Arc<Inner>, task: LeasedTask, permit: OwnedSemaphorePermit
     set.spawn(fut);
 }
 
+/// Runs `fut` in the background with the worker's tasks (a crash of the worker aborts it),
+/// holding no slot.
+pub(crate) fn spawn_background(inner: &Arc<Inner>, fut: impl std::future::Future<Output = ()> + Send + 'static) {
+    let mut set = inner_set(inner);
+    while set.try_join_next().is_some() {}
+    set.spawn(fut);
+}
+
 /// Starts the activity tasks an append leased to this worker (eager dispatch), each in the
 /// slot reserved for it; unused slots are freed.
 pub(crate) fn dispatch_eager(

@@ -336,6 +336,7 @@ pub(crate) fn task_ops(run_id: &RunId, workflow_id: &str, now: Timestamp, events
                     lost_attempts: 0,
                     lost_streak: 0,
                     lost_heartbeat_at: None,
+                    async_result: None,
                 })),
             })),
             EventKind::TimerStarted { seq, fire_at } => Some(TaskOp::Upsert(Task {
