@@ -320,12 +320,16 @@ pub enum EventKind {
         /// The change's id.
         patch_id: String,
     },
-    /// This run was cancelled while child `seq` ran: the child was asked to cancel.
+    /// Child `seq` was asked to cancel: this run was cancelled while it ran, or this run's
+    /// code cancelled it (`by_command`).
     ChildCancelRequested {
         /// Command position.
         seq: Seq,
         /// The child's run.
         run_id: RunId,
+        /// The `CommandCancelled` that asked, when the code cancelled this child alone.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by_command: Option<Seq>,
     },
     /// A client asked for the run to be cancelled.
     CancelRequested {

@@ -9,7 +9,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use futures::future::LocalBoxFuture;
 
-use super::state::{Command, Resolution, RunState};
+use super::state::{CancelTarget, Command, Resolution, RunState};
 use crate::error::{Failure, NondeterminismError, WorkflowTaskError};
 use crate::history::{ChildEnd, ChildFailure, Event, EventKind};
 use crate::ids::{EventId, RunId, Seq};
@@ -272,7 +272,19 @@ impl RunMachine {
                 if !self.next_seq_issued(*seq) {
                     return Err(self.unexpected_outcome(e, *seq));
                 }
-                self.state.borrow_mut().child_started(*seq, run_id);
+                let ask = {
+                    let mut s = self.state.borrow_mut();
+                    s.child_started(*seq, run_id);
+                    s.cancel_when_started.remove(seq)
+                };
+                // The code cancelled it before it started: ask it now.
+                if let Some(by) = ask.filter(|_| !self.replaying(e.id)) {
+                    self.new_events.push(EventKind::ChildCancelRequested {
+                        seq: *seq,
+                        run_id: run_id.clone(),
+                        by_command: Some(by),
+                    });
+                }
                 Ok(())
             }
             EventKind::ChildWorkflowStartFailed { seq, reason } => {
@@ -445,8 +457,19 @@ impl RunMachine {
                 continue;
             }
             let consequence = match &cmd {
-                Command::Cancel { target, timer: false, .. } => Some(EventKind::ActivityCancelled { seq: *target }),
-                Command::Cancel { target, timer: true, .. } => Some(EventKind::TimerCancelled { seq: *target }),
+                Command::Cancel { target, what: CancelTarget::Activity, .. } => {
+                    Some(EventKind::ActivityCancelled { seq: *target })
+                }
+                Command::Cancel { target, what: CancelTarget::Timer, .. } => {
+                    Some(EventKind::TimerCancelled { seq: *target })
+                }
+                Command::Cancel { seq, target, what: CancelTarget::Child { run_id: Some(run_id) } } => {
+                    Some(EventKind::ChildCancelRequested {
+                        seq: *target,
+                        run_id: run_id.clone(),
+                        by_command: Some(*seq),
+                    })
+                }
                 _ => None,
             };
             let ev = command_event(cmd);

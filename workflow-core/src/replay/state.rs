@@ -58,11 +58,11 @@ pub(crate) enum Command {
         update_id: String,
         outcome: crate::history::UpdateOutcome,
     },
-    /// Cancel pending command `target`; `timer` says whether it is a timer (else an activity).
+    /// Cancel pending command `target`.
     Cancel {
         seq: Seq,
         target: Seq,
-        timer: bool,
+        what: CancelTarget,
     },
 }
 
@@ -80,6 +80,17 @@ impl Command {
             | Command::CompleteUpdate { seq, .. } => *seq,
         }
     }
+}
+
+/// What a cancel command cancels.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum CancelTarget {
+    Activity,
+    Timer,
+    /// A child: asked to cancel (once started); its future resolves when it ends.
+    Child {
+        run_id: Option<RunId>,
+    },
 }
 
 /// The outcome of a command, waiting for the future that asked for it.
@@ -159,6 +170,11 @@ pub(crate) struct RunState {
     pub(crate) update_validators: HashMap<String, UpdateValidator>,
     pub(crate) updates: VecDeque<AcceptedUpdate>,
     pub(crate) update_wakers: Vec<Waker>,
+    /// Children this run's code asked to cancel.
+    pub(crate) children_cancelled: std::collections::HashSet<Seq>,
+    /// Children asked to cancel before they started, with the asking command: asked once
+    /// they start.
+    pub(crate) cancel_when_started: HashMap<Seq, Seq>,
 }
 
 impl RunState {
@@ -185,6 +201,8 @@ impl RunState {
             update_validators: HashMap::new(),
             updates: VecDeque::new(),
             update_wakers: Vec::new(),
+            children_cancelled: Default::default(),
+            cancel_when_started: Default::default(),
         }
     }
 
@@ -243,6 +261,12 @@ impl RunState {
                     },
                 );
             }
+            Command::Cancel { seq, target, what: CancelTarget::Child { run_id } } => {
+                self.children_cancelled.insert(*target);
+                if run_id.is_none() {
+                    self.cancel_when_started.insert(*target, *seq);
+                }
+            }
             Command::Cancel { target, .. } => {
                 let resolution = match self.pending.get(target).map(|p| &p.kind) {
                     Some(PendingKind::Activity { activity_type }) => Resolution::Activity {
@@ -261,17 +285,22 @@ impl RunState {
         self.issued.push((cmd, at));
     }
 
-    /// Cancels pending activity or timer `target` (try-cancel: its future resolves as
-    /// cancelled at once). Returns false, issuing nothing, when it is not pending.
+    /// Cancels pending command `target`: an activity or a timer (try-cancel: its future
+    /// resolves as cancelled at once), or a child (asked to cancel; its future resolves when
+    /// it ends). Returns false, issuing nothing, when it is not pending (or a child already
+    /// asked).
     #[track_caller]
     pub(crate) fn cancel_command(&mut self, target: Seq) -> bool {
-        let timer = match self.pending.get(&target).map(|p| &p.kind) {
-            Some(PendingKind::Activity { .. }) => false,
-            Some(PendingKind::Timer { .. }) => true,
+        let what = match self.pending.get(&target).map(|p| &p.kind) {
+            Some(PendingKind::Activity { .. }) => CancelTarget::Activity,
+            Some(PendingKind::Timer { .. }) => CancelTarget::Timer,
+            Some(PendingKind::Child { run_id, .. }) if !self.children_cancelled.contains(&target) => {
+                CancelTarget::Child { run_id: run_id.clone() }
+            }
             _ => return false,
         };
         let seq = self.take_seq();
-        self.issue(Command::Cancel { seq, target, timer });
+        self.issue(Command::Cancel { seq, target, what });
         true
     }
 
@@ -363,12 +392,18 @@ impl RunState {
             .pending
             .iter()
             .filter_map(|(s, p)| match &p.kind {
-                PendingKind::Child { run_id: Some(r), .. } => Some((*s, r.clone())),
+                PendingKind::Child { run_id: Some(r), .. } if !self.children_cancelled.contains(s) => {
+                    Some((*s, r.clone()))
+                }
                 _ => None,
             })
             .collect();
         children.sort_unstable_by_key(|(s, _)| *s);
-        out.extend(children.into_iter().map(|(seq, run_id)| EventKind::ChildCancelRequested { seq, run_id }));
+        out.extend(children.into_iter().map(|(seq, run_id)| EventKind::ChildCancelRequested {
+            seq,
+            run_id,
+            by_command: None,
+        }));
         // Deliveries to other workflows go on: they are not this run's work to stop.
         let mut seqs: Vec<Seq> = self
             .pending

@@ -362,12 +362,17 @@ pub(crate) fn task_ops(run_id: &RunId, workflow_id: &str, now: Timestamp, events
                     })),
                 }))
             }
-            EventKind::ChildCancelRequested { run_id: child, .. } => Some(TaskOp::Upsert(Task {
+            EventKind::ChildCancelRequested { run_id: child, by_command, .. } => Some(TaskOp::Upsert(Task {
                 key: TaskKey::request_cancel(child),
                 run_id: child.clone(),
                 visible_at: now,
                 lease_duration: crate::store::WORKFLOW_TASK_LEASE,
-                kind: TaskKind::RequestCancel { reason: format!("parent {workflow_id} was cancelled") },
+                kind: TaskKind::RequestCancel {
+                    reason: match by_command {
+                        Some(cmd) => format!("parent {workflow_id} cancelled it (command {cmd})"),
+                        None => format!("parent {workflow_id} was cancelled"),
+                    },
+                },
             })),
             EventKind::ExternalSignalInitiated { seq, workflow_id: target, signal, payload } => Some(external_task(
                 run_id,

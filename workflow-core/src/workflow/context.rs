@@ -280,6 +280,11 @@ impl WorkflowContext {
 /// ([`ActivityContext::cancelled`](crate::ActivityContext::cancelled)) and its late result,
 /// if any, is not recorded. To abandon an activity instead (let it run, ignore its result),
 /// drop its future without cancelling it.
+///
+/// A child is asked to cancel (`CommandCancelled`, then `ChildCancelRequested` once it has
+/// started), as when its parent is cancelled: its future resolves when the child ends (with
+/// [`ChildEnd::Cancelled`] when the child honours the request, or its result if it finishes
+/// anyway), so the parent waits for the child's cleanup, as Temporal's default for children.
 #[derive(Clone)]
 pub struct CommandHandle {
     state: Rc<RefCell<RunState>>,
@@ -287,8 +292,8 @@ pub struct CommandHandle {
 }
 
 impl CommandHandle {
-    /// Cancels the activity or timer if it is still pending; returns whether it was (a
-    /// command that already finished, or was already cancelled, is left alone).
+    /// Cancels the activity, timer or child if it is still pending; returns whether it was
+    /// (a command that already finished, or was already cancelled, is left alone).
     #[track_caller]
     pub fn cancel(&self) -> bool {
         match self.seq {
@@ -297,7 +302,7 @@ impl CommandHandle {
         }
     }
 
-    /// Whether the activity or timer still waits for its outcome.
+    /// Whether the activity, timer or child still waits for its outcome.
     pub fn is_pending(&self) -> bool {
         self.seq.is_some_and(|seq| self.state.borrow().pending.contains_key(&seq))
     }
@@ -617,6 +622,21 @@ pub struct ChildFuture<O> {
 }
 
 impl<O> Unpin for ChildFuture<O> {}
+
+impl<O> ChildFuture<O> {
+    /// A handle to cancel this child later (see [`CommandHandle`]).
+    pub fn handle(&self) -> CommandHandle {
+        CommandHandle { state: self.state.clone(), seq: self.rejected.is_none().then_some(self.seq) }
+    }
+
+    /// Asks this child to cancel, without cancelling this run (see [`CommandHandle`]):
+    /// awaiting the future then gives the child's end, [`ChildEnd::Cancelled`] when it
+    /// honours the request. Returns whether it was pending and not asked already.
+    #[track_caller]
+    pub fn cancel(&self) -> bool {
+        self.handle().cancel()
+    }
+}
 
 impl<O: DeserializeOwned> Future for ChildFuture<O> {
     type Output = Result<O, ChildFailure>;
