@@ -24,3 +24,4 @@ snippet!(features, "features.rs");
 snippet!(longrunning, "longrunning.rs");
 snippet!(updates, "updates.rs");
 snippet!(async_completion, "async_completion.rs");
+snippet!(local, "local.rs");

@@ -12,6 +12,11 @@ use crate::time::opt_duration_ms;
 /// a dead worker's attempt is taken over this much after it would have timed out.
 pub const LEASE_MARGIN: Duration = Duration::from_secs(1);
 
+/// The longest a local activity ([`WorkflowContext::local_activity`](crate::WorkflowContext::local_activity))
+/// may take, retries and backoff included: 5 minutes. Its schedule-to-close timeout is capped
+/// at this; work that may take longer belongs in a scheduled activity.
+pub const MAX_LOCAL_ACTIVITY: Duration = Duration::from_secs(300);
+
 /// How an activity is run: timeouts and retries. Set per activity type with
 /// [`Activity::options`](crate::Activity::options) or per call with
 /// [`WorkflowContext::activity_with`](crate::WorkflowContext::activity_with).

@@ -1,6 +1,6 @@
 //! `wf history` and `wf attempts`.
 
-use workflow_core::history::UpdateOutcome;
+use workflow_core::history::{LocalActivityOutcome, UpdateOutcome};
 use workflow_core::store::AttemptRecord;
 use workflow_core::{ChildEnd, Event, EventKind};
 
@@ -78,6 +78,15 @@ pub fn event_details(kind: &EventKind) -> String {
         | EventKind::TimerCancelled { seq }
         | EventKind::SideEffectRecorded { seq, .. } => format!("seq {seq}"),
         EventKind::TimerStarted { seq, fire_at } => format!("seq {seq} fires at {fire_at}"),
+        EventKind::LocalActivityRecorded { seq, activity_type, attempts, outcome } => match outcome {
+            LocalActivityOutcome::Completed { result } => {
+                format!("seq {seq} {activity_type} (local, {attempts} attempt(s)) result {}", preview(result))
+            }
+            LocalActivityOutcome::Failed { failure } => format!(
+                "seq {seq} {activity_type} (local, {attempts} attempt(s)) {}",
+                one_line(&failure.to_string(), MESSAGE_CHARS)
+            ),
+        },
         EventKind::CommandCancelled { seq, target } => format!("seq {seq} cancels seq {target}"),
         EventKind::ChildWorkflowInitiated { seq, workflow_type, workflow_id, .. } => {
             format!("seq {seq} {workflow_type} id {workflow_id}")

@@ -417,6 +417,11 @@ fn event_row(e: &Event, origin: Timestamp) -> EventRow {
                 | EventKind::WorkflowFailed { .. }
                 | EventKind::WorkflowTimedOut
                 | EventKind::WorkflowTerminated { .. }
+                | EventKind::LocalActivityRecorded {
+                    outcome: workflow_core::history::LocalActivityOutcome::Failed { .. },
+                    ..
+                }
+                | EventKind::UpdateCompleted { outcome: workflow_core::history::UpdateOutcome::Failed { .. }, .. }
         ),
     }
 }

@@ -217,6 +217,18 @@ pub enum EventKind {
         /// Command position.
         seq: Seq,
     },
+    /// A local activity (`ctx.local_activity`) ran in the worker of the workflow task that
+    /// asked for it; this marker is its only record: no scheduling event, no task.
+    LocalActivityRecorded {
+        /// Command position.
+        seq: Seq,
+        /// The activity's name.
+        activity_type: String,
+        /// Attempts made.
+        attempts: u32,
+        /// Its result or failure.
+        outcome: LocalActivityOutcome,
+    },
     /// Workflow code started a durable timer.
     TimerStarted {
         /// Command position.
@@ -413,7 +425,8 @@ impl EventKind {
             | EventKind::CommandCancelled { seq, .. }
             | EventKind::ExternalSignalInitiated { seq, .. }
             | EventKind::ExternalCancelInitiated { seq, .. }
-            | EventKind::UpdateCompleted { seq, .. } => Some(*seq),
+            | EventKind::UpdateCompleted { seq, .. }
+            | EventKind::LocalActivityRecorded { seq, .. } => Some(*seq),
             _ => None,
         }
     }
@@ -421,7 +434,9 @@ impl EventKind {
     /// Whether a workflow task wrote this event (commands, cancellations of pending work,
     /// the run's completion) rather than an outside input.
     pub fn is_from_workflow_task(&self) -> bool {
-        self.command_seq().is_some()
+        // A local activity's marker records a command, but its worker writes it after the
+        // attempt, as an input to the workflow task that follows.
+        (self.command_seq().is_some() && !matches!(self, EventKind::LocalActivityRecorded { .. }))
             || matches!(
                 self,
                 EventKind::ActivityCancelled { .. }
@@ -458,6 +473,7 @@ impl EventKind {
             EventKind::ActivityTimedOut { .. } => "ActivityTimedOut",
             EventKind::CommandCancelled { .. } => "CommandCancelled",
             EventKind::ActivityCancelled { .. } => "ActivityCancelled",
+            EventKind::LocalActivityRecorded { .. } => "LocalActivityRecorded",
             EventKind::TimerStarted { .. } => "TimerStarted",
             EventKind::TimerFired { .. } => "TimerFired",
             EventKind::TimerCancelled { .. } => "TimerCancelled",
@@ -507,6 +523,9 @@ impl EventKind {
                 format!("ChildWorkflowInitiated(seq {seq}, {workflow_type}, id {workflow_id})")
             }
             EventKind::UpdateAccepted { update_id, name, .. } => format!("UpdateAccepted({name}, id {update_id})"),
+            EventKind::LocalActivityRecorded { seq, activity_type, .. } => {
+                format!("LocalActivityRecorded(seq {seq}, {activity_type})")
+            }
             EventKind::UpdateCompleted { seq, update_id, .. } => {
                 format!("UpdateCompleted(seq {seq}, id {update_id})")
             }
@@ -525,6 +544,22 @@ pub struct ExternalSender {
     pub run_id: RunId,
     /// The command's position in that run.
     pub seq: Seq,
+}
+
+/// How a local activity ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LocalActivityOutcome {
+    /// It returned a result.
+    Completed {
+        /// The result.
+        result: Payload,
+    },
+    /// It failed for good (or timed out) after its retries.
+    Failed {
+        /// The failure as the workflow sees it.
+        failure: ActivityFailure,
+    },
 }
 
 /// How workflow code answered an update.

@@ -5,7 +5,7 @@ mod reset;
 
 pub use event::{
     pending_updates, ActivityFailure, ChildEnd, ChildFailure, Event, EventKind, ExternalOutcome, ExternalSender,
-    ParentRef, PendingUpdate, RunStart, TimeoutKind, UpdateOutcome,
+    LocalActivityOutcome, ParentRef, PendingUpdate, RunStart, TimeoutKind, UpdateOutcome,
 };
 pub use reset::{ResetFrom, ResetPlan, ResetPoint};
 

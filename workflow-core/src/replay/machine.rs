@@ -27,6 +27,24 @@ pub struct Activation {
     pub new_events: Vec<EventKind>,
     /// Whether the run is closed (its code finished or it was terminated).
     pub closed: bool,
+    /// Local activities to run now (asked for and not recorded yet), in command order.
+    pub local_activities: Vec<LocalActivityRequest>,
+    /// Whether any local activity still waits for its marker.
+    pub local_pending: bool,
+}
+
+/// A local activity workflow code asked for, to run in this worker and record as a
+/// `LocalActivityRecorded` marker.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LocalActivityRequest {
+    /// Command position.
+    pub seq: Seq,
+    /// The activity's name.
+    pub activity_type: String,
+    /// Its input.
+    pub input: Payload,
+    /// Its options.
+    pub options: crate::options::ActivityOptions,
 }
 
 struct FlagWaker(AtomicBool);
@@ -58,6 +76,7 @@ pub struct RunMachine {
     last_task_event_id: EventId,
     last_event_id: EventId,
     new_events: Vec<EventKind>,
+    local_requests: Vec<LocalActivityRequest>,
     outcome: Option<EventKind>,
     closed: bool,
 }
@@ -74,6 +93,7 @@ impl RunMachine {
             last_task_event_id: 0,
             last_event_id: 0,
             new_events: Vec::new(),
+            local_requests: Vec::new(),
             outcome: None,
             closed: false,
         }
@@ -246,6 +266,21 @@ impl RunMachine {
                 Ok(())
             }
             EventKind::ActivityCompleted { seq, result } => self.resolve_activity(e, *seq, Ok(result.clone())),
+            EventKind::LocalActivityRecorded { seq, outcome, .. } => {
+                if !self.next_seq_issued(*seq) {
+                    return Err(self.nondet(e.id, e.kind.describe(), "nothing (the code did not ask for it)".into()));
+                }
+                // A marker for a local activity no longer waited for (cancelled, or recorded
+                // twice by two workers racing after a crash) changes nothing.
+                if self.state.borrow().is_pending_activity(*seq).is_none() {
+                    return Ok(());
+                }
+                let result = match outcome {
+                    crate::history::LocalActivityOutcome::Completed { result } => Ok(result.clone()),
+                    crate::history::LocalActivityOutcome::Failed { failure } => Err(failure.clone()),
+                };
+                self.resolve_activity(e, *seq, result)
+            }
             EventKind::ActivityFailed { seq, failure } | EventKind::ActivityTimedOut { seq, failure } => {
                 self.resolve_activity(e, *seq, Err(failure.clone()))
             }
@@ -456,6 +491,12 @@ impl RunMachine {
                 }
                 continue;
             }
+            if let Command::RunLocalActivity { seq, activity_type, input, options } = cmd {
+                // Not recorded yet: whether live or replayed, it is (still) to run. Its marker
+                // is its record; nothing is written now.
+                self.local_requests.push(LocalActivityRequest { seq, activity_type, input, options });
+                continue;
+            }
             let consequence = match &cmd {
                 Command::Cancel { target, what: CancelTarget::Activity, .. } => {
                     Some(EventKind::ActivityCancelled { seq: *target })
@@ -532,7 +573,12 @@ impl RunMachine {
 
     /// Takes what the events applied so far produced.
     pub fn take_activation(&mut self) -> Activation {
-        Activation { new_events: std::mem::take(&mut self.new_events), closed: self.is_closed() }
+        Activation {
+            new_events: std::mem::take(&mut self.new_events),
+            closed: self.is_closed(),
+            local_activities: std::mem::take(&mut self.local_requests),
+            local_pending: !self.is_closed() && self.state.borrow().local_pending(),
+        }
     }
 
     /// Answers query `name` with `args` from the run's current state, without changing it.
@@ -605,6 +651,13 @@ fn command_event(cmd: Command) -> EventKind {
             EventKind::ExternalCancelInitiated { seq, workflow_id, reason }
         }
         Command::CompleteUpdate { seq, update_id, outcome } => EventKind::UpdateCompleted { seq, update_id, outcome },
+        // Recorded by its marker when it has run (see `process_issued`); described as that.
+        Command::RunLocalActivity { seq, activity_type, .. } => EventKind::LocalActivityRecorded {
+            seq,
+            activity_type,
+            attempts: 0,
+            outcome: crate::history::LocalActivityOutcome::Completed { result: Payload::null() },
+        },
     }
 }
 
@@ -621,6 +674,7 @@ enum CommandKey {
     SignalExternal { workflow_id: String, name: String },
     CancelExternal { workflow_id: String },
     CompleteUpdate { update_id: String },
+    LocalActivity(String),
 }
 
 impl CommandKey {
@@ -641,6 +695,7 @@ impl CommandKey {
                 CommandKey::CancelExternal { workflow_id: workflow_id.clone() }
             }
             EventKind::UpdateCompleted { update_id, .. } => CommandKey::CompleteUpdate { update_id: update_id.clone() },
+            EventKind::LocalActivityRecorded { activity_type, .. } => CommandKey::LocalActivity(activity_type.clone()),
             _ => return None,
         })
     }
@@ -662,6 +717,7 @@ impl CommandKey {
                 CommandKey::CancelExternal { workflow_id: workflow_id.clone() }
             }
             Command::CompleteUpdate { update_id, .. } => CommandKey::CompleteUpdate { update_id: update_id.clone() },
+            Command::RunLocalActivity { activity_type, .. } => CommandKey::LocalActivity(activity_type.clone()),
         }
     }
 
@@ -683,6 +739,7 @@ impl CommandKey {
                 format!("ExternalCancelInitiated(seq {seq}, of {workflow_id})")
             }
             CommandKey::CompleteUpdate { update_id } => format!("UpdateCompleted(seq {seq}, id {update_id})"),
+            CommandKey::LocalActivity(t) => format!("LocalActivityRecorded(seq {seq}, {t})"),
         }
     }
 }

@@ -9,5 +9,5 @@ mod machine;
 mod state;
 
 pub use gate::{Divergence, ReplayOutcome, ReplayReport, Replayer, RunReplay};
-pub use machine::{Activation, RunMachine, WorkflowFn};
+pub use machine::{Activation, LocalActivityRequest, RunMachine, WorkflowFn};
 pub(crate) use state::{AcceptedUpdate, Command, QueryHandler, Resolution, RunState, UpdateRejection, UpdateValidator};

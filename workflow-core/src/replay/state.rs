@@ -52,6 +52,13 @@ pub(crate) enum Command {
         workflow_id: String,
         reason: String,
     },
+    /// Run a local activity in this worker; recorded by its marker only.
+    RunLocalActivity {
+        seq: Seq,
+        activity_type: String,
+        input: Payload,
+        options: ActivityOptions,
+    },
     /// Answer accepted update `update_id`.
     CompleteUpdate {
         seq: Seq,
@@ -77,7 +84,8 @@ impl Command {
             | Command::Cancel { seq, .. }
             | Command::SignalExternal { seq, .. }
             | Command::CancelExternal { seq, .. }
-            | Command::CompleteUpdate { seq, .. } => *seq,
+            | Command::CompleteUpdate { seq, .. }
+            | Command::RunLocalActivity { seq, .. } => *seq,
         }
     }
 }
@@ -170,6 +178,8 @@ pub(crate) struct RunState {
     pub(crate) update_validators: HashMap<String, UpdateValidator>,
     pub(crate) updates: VecDeque<AcceptedUpdate>,
     pub(crate) update_wakers: Vec<Waker>,
+    /// Commands that are local activities.
+    pub(crate) local_seqs: std::collections::HashSet<Seq>,
     /// Children this run's code asked to cancel.
     pub(crate) children_cancelled: std::collections::HashSet<Seq>,
     /// Children asked to cancel before they started, with the asking command: asked once
@@ -201,6 +211,7 @@ impl RunState {
             update_validators: HashMap::new(),
             updates: VecDeque::new(),
             update_wakers: Vec::new(),
+            local_seqs: Default::default(),
             children_cancelled: Default::default(),
             cancel_when_started: Default::default(),
         }
@@ -239,7 +250,11 @@ impl RunState {
     pub(crate) fn issue(&mut self, cmd: Command) {
         let at = std::panic::Location::caller();
         match &cmd {
-            Command::ScheduleActivity { seq, activity_type, .. } => {
+            Command::ScheduleActivity { seq, activity_type, .. }
+            | Command::RunLocalActivity { seq, activity_type, .. } => {
+                if matches!(cmd, Command::RunLocalActivity { .. }) {
+                    self.local_seqs.insert(*seq);
+                }
                 self.pending.insert(
                     *seq,
                     Pending { kind: PendingKind::Activity { activity_type: activity_type.clone() }, waker: None },
@@ -327,6 +342,11 @@ impl RunState {
             }
             None => false,
         }
+    }
+
+    /// Whether a local activity waits for its marker.
+    pub(crate) fn local_pending(&self) -> bool {
+        self.local_seqs.iter().any(|s| self.pending.contains_key(s))
     }
 
     pub(crate) fn is_pending_activity(&self, seq: Seq) -> Option<&str> {

@@ -7,6 +7,7 @@ mod children;
 mod closing;
 mod executor;
 mod external;
+mod local;
 pub(crate) mod registry;
 pub(crate) mod reset;
 mod workflow_tasks;
@@ -239,6 +240,7 @@ impl Worker {
             run_locks: Mutex::new(HashMap::new()),
             shutdown: shutdown_rx,
             inflight: Mutex::new(JoinSet::new()),
+            local_running: Mutex::default(),
             fatal: watch::channel(None).0,
             holds: self.holds,
         });
@@ -305,6 +307,9 @@ pub(crate) struct Inner {
     /// Set when the store failed for good: the worker stopped (see `RunningWorker::failed`).
     fatal: watch::Sender<Option<crate::error::StoreError>>,
     holds: Option<crate::testing::TestClock>,
+    /// Local activities running in this worker, by run and seq (a replay asks again for one
+    /// already running).
+    local_running: Mutex<std::collections::HashSet<(RunId, crate::ids::Seq)>>,
 }
 
 fn inner_set(inner: &Inner) -> std::sync::MutexGuard<'_, JoinSet<()>> {

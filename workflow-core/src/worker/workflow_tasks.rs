@@ -10,6 +10,7 @@ use super::{children, closing, Inner};
 use crate::error::{Failure, StoreError, WorkflowTaskError};
 use crate::history::EventKind;
 use crate::ids::{EventId, RunId, Seq};
+use crate::options::{LEASE_MARGIN, MAX_LOCAL_ACTIVITY};
 use crate::store::{
     ActivityTask, AppendRequest, AttemptRecord, ExternalAction, ExternalTask, LeasedTask, Task, TaskKey, TaskKind,
     TaskOp,
@@ -26,25 +27,30 @@ pub(crate) enum Trigger {
     Input { task: LeasedTask, seq: Seq, inputs: Vec<EventKind> },
     /// An activity reached its final outcome; `inputs` record it.
     Activity { task: LeasedTask, seq: Seq, inputs: Vec<EventKind>, attempt: AttemptRecord },
+    /// A local activity of this worker finished; `inputs` hold its marker. It has no task.
+    Local { seq: Seq, inputs: Vec<EventKind>, attempt: AttemptRecord },
 }
 
 impl Trigger {
-    fn task(&self) -> &LeasedTask {
+    fn task(&self) -> Option<&LeasedTask> {
         match self {
-            Trigger::Workflow { task, .. } | Trigger::Input { task, .. } | Trigger::Activity { task, .. } => task,
+            Trigger::Workflow { task, .. } | Trigger::Input { task, .. } | Trigger::Activity { task, .. } => Some(task),
+            Trigger::Local { .. } => None,
         }
     }
 
     fn inputs(&self) -> (Vec<EventKind>, Option<Seq>) {
         match self {
             Trigger::Workflow { .. } => (Vec::new(), None),
-            Trigger::Input { seq, inputs, .. } | Trigger::Activity { seq, inputs, .. } => (inputs.clone(), Some(*seq)),
+            Trigger::Input { seq, inputs, .. }
+            | Trigger::Activity { seq, inputs, .. }
+            | Trigger::Local { seq, inputs, .. } => (inputs.clone(), Some(*seq)),
         }
     }
 
     fn attempt(&self) -> Option<AttemptRecord> {
         match self {
-            Trigger::Activity { attempt, .. } => Some(attempt.clone()),
+            Trigger::Activity { attempt, .. } | Trigger::Local { attempt, .. } => Some(attempt.clone()),
             _ => None,
         }
     }
@@ -157,7 +163,7 @@ async fn process_run_inner(inner: &Arc<Inner>, run_id: RunId, trigger: Trigger) 
         let (extra, extra_seq) = trigger.inputs();
         let r = run_id.clone();
         let advance = inner.executor.call(move |s| s.advance(&r, after, &history, &extra, now, extra_seq));
-        let (activation, base, extra, workflow_id) = match advance {
+        let (mut activation, base, extra, workflow_id) = match advance {
             Err(e) => {
                 evict(inner, &run_id);
                 on_task_failure(inner, &run_id, trigger, e).await;
@@ -175,7 +181,7 @@ async fn process_run_inner(inner: &Arc<Inner>, run_id: RunId, trigger: Trigger) 
             Ok(Advance::Ready { activation, base, inputs, workflow_id }) => (activation, base, inputs, workflow_id),
         };
         tracing::Span::current().record("workflow_id", workflow_id.as_str());
-        let mut new_events = activation.new_events;
+        let mut new_events = std::mem::take(&mut activation.new_events);
         for e in &mut new_events {
             // A workflow's failure is recorded within the engine's bounds.
             if let EventKind::WorkflowFailed { failure, .. } = e {
@@ -233,10 +239,16 @@ async fn process_run_inner(inner: &Arc<Inner>, run_id: RunId, trigger: Trigger) 
                 }));
             }
         }
-        let mut req = AppendRequest::new(run_id.clone(), now)
-            .expect_last(base)
-            .events(std::mem::take(events))
-            .complete(task.task.key.clone(), task.token);
+        if activation.local_pending && !events.last().is_some_and(EventKind::is_terminal) {
+            // A local activity has no task of its own: if this worker dies before recording
+            // it, this workflow task wakes the run again after the longest a local activity
+            // may take, and the replay asks for it again.
+            ops.push(TaskOp::Upsert(Task::workflow(&run_id, now.add(MAX_LOCAL_ACTIVITY + LEASE_MARGIN))));
+        }
+        let mut req = AppendRequest::new(run_id.clone(), now).expect_last(base).events(std::mem::take(events));
+        if let Some(task) = task {
+            req = req.complete(task.task.key.clone(), task.token);
+        }
         req.task_ops = ops;
         if let Some(a) = trigger.attempt() {
             req = req.attempt(a);
@@ -253,6 +265,7 @@ async fn process_run_inner(inner: &Arc<Inner>, run_id: RunId, trigger: Trigger) 
             // other events. Activities leased by the append start at once.
             Ok(out) => {
                 super::dispatch_eager(inner, out.leased, eager);
+                super::local::start(inner, &run_id, &workflow_id, activation.local_activities);
                 return;
             }
             Err(StoreError::Conflict { .. }) => {
@@ -303,7 +316,7 @@ fn evict(inner: &Inner, run_id: &RunId) {
 }
 
 async fn complete_only(inner: &Inner, run_id: &RunId, trigger: &Trigger) -> Result<(), StoreError> {
-    let t = trigger.task();
+    let Some(t) = trigger.task() else { return Ok(()) };
     let mut req = AppendRequest::new(run_id.clone(), inner.clock.now()).complete(t.task.key.clone(), t.token);
     if let Some(a) = trigger.attempt() {
         req = req.attempt(a);
@@ -426,26 +439,29 @@ async fn on_task_failure(inner: &Inner, run_id: &RunId, trigger: Trigger, err: W
     warn!(error = %err, "workflow task failed; the run is stuck until the cause is fixed");
     let now = inner.clock.now();
     let msg = err.to_string();
-    let t = trigger.task().clone();
+    let t = trigger.task().cloned();
     let req = match trigger {
         Trigger::Workflow { failures, .. } => {
             let mut next = Task::workflow(run_id, now.add(task_retry_backoff(failures)));
             next.kind = TaskKind::Workflow { failures: failures + 1 };
             AppendRequest::new(run_id.clone(), now).task_op(TaskOp::Upsert(next))
         }
-        Trigger::Input { .. } => {
-            let mut again = t.task.clone();
+        Trigger::Input { task, .. } => {
+            let mut again = task.task.clone();
             again.visible_at = now.add(task_retry_backoff(4));
             AppendRequest::new(run_id.clone(), now).task_op(TaskOp::Upsert(again))
         }
-        Trigger::Activity { inputs, attempt, .. } => {
+        Trigger::Activity { inputs, attempt, .. } | Trigger::Local { inputs, attempt, .. } => {
             // The outcome must not be lost: record it; the workflow task processes it later.
             let mut wt = Task::workflow(run_id, now.add(task_retry_backoff(0)));
             wt.kind = TaskKind::Workflow { failures: 1 };
             AppendRequest::new(run_id.clone(), now).events(inputs).task_op(TaskOp::Upsert(wt)).attempt(attempt)
         }
     };
-    let req = req.complete(t.task.key.clone(), t.token).task_failure(Some(msg));
+    let mut req = req.task_failure(Some(msg));
+    if let Some(t) = t {
+        req = req.complete(t.task.key.clone(), t.token);
+    }
     if let Err(e) = inner.store.append(req).await {
         warn!(error = %e, "recording the workflow task failure failed");
     }

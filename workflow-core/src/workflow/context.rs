@@ -187,6 +187,42 @@ impl WorkflowContext {
     /// order; await the future for the result.
     #[track_caller]
     pub fn activity_with<A: Activity>(&self, input: A::Input, options: ActivityOptions) -> ActivityFuture<A::Output> {
+        self.activity_command::<A>(input, options, false)
+    }
+
+    /// Runs activity `A` as a **local activity**, with its default options: in the worker
+    /// that runs this workflow task, right away, without a task queue or a lease, recorded by
+    /// one `LocalActivityRecorded` marker when it has finished (its retries included). For
+    /// short work (a lookup, a small write) where a scheduled activity's round trip through
+    /// the store costs more than the work. Its whole run, retries and backoff included, is
+    /// bounded by its schedule-to-close timeout, at most [`MAX_LOCAL_ACTIVITY`]; if the worker
+    /// dies meanwhile, it runs again from attempt 1 (at least once, as every activity).
+    ///
+    /// [`MAX_LOCAL_ACTIVITY`]: crate::MAX_LOCAL_ACTIVITY
+    #[track_caller]
+    pub fn local_activity<A: Activity>(&self, input: A::Input) -> ActivityFuture<A::Output> {
+        self.local_activity_with::<A>(input, A::options())
+    }
+
+    /// [`local_activity`](Self::local_activity) with explicit options (the retry policy,
+    /// start-to-close and schedule-to-close apply; heartbeat and schedule-to-start timeouts do
+    /// not).
+    #[track_caller]
+    pub fn local_activity_with<A: Activity>(
+        &self,
+        input: A::Input,
+        options: ActivityOptions,
+    ) -> ActivityFuture<A::Output> {
+        self.activity_command::<A>(input, options, true)
+    }
+
+    #[track_caller]
+    fn activity_command<A: Activity>(
+        &self,
+        input: A::Input,
+        options: ActivityOptions,
+        local: bool,
+    ) -> ActivityFuture<A::Output> {
         let reject = |reason: String| ActivityFuture {
             state: self.state.clone(),
             seq: None,
@@ -213,7 +249,12 @@ impl WorkflowContext {
             ));
         }
         let seq = s.take_seq();
-        s.issue(Command::ScheduleActivity { seq, activity_type: A::NAME.into(), input, options });
+        let activity_type = A::NAME.into();
+        s.issue(if local {
+            Command::RunLocalActivity { seq, activity_type, input, options }
+        } else {
+            Command::ScheduleActivity { seq, activity_type, input, options }
+        });
         drop(s);
         ActivityFuture { state: self.state.clone(), seq: Some(seq), rejected: None, _out: PhantomData }
     }

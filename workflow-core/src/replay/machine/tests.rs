@@ -186,7 +186,7 @@ fn replaying_a_history_produces_nothing_new_and_the_same_result() {
     assert_eq!((sum, se), (12, 99));
     let mut replay = RunMachine::new(RunId("r".into()), wf::<FanOut>(), Limits::default());
     replay.apply(&history).unwrap();
-    assert_eq!(replay.take_activation(), Activation { new_events: vec![], closed: true });
+    assert_eq!(replay.take_activation(), Activation { closed: true, ..Activation::default() });
 }
 
 #[test]
@@ -298,7 +298,7 @@ proptest! {
         prop_assert_eq!(sum, inputs.iter().map(|n| n * 2).sum::<u64>());
         let mut replay = RunMachine::new(RunId("r".into()), wf::<FanOut>(), Limits::default());
         replay.apply(&history).unwrap();
-        prop_assert_eq!(replay.take_activation(), Activation { new_events: vec![], closed: true });
+        prop_assert_eq!(replay.take_activation(), Activation { closed: true, ..Activation::default() });
         // Replaying in slices cut before inputs (as a cached run receives deltas: whole
         // appends) agrees too.
         let mut sliced = RunMachine::new(RunId("r".into()), wf::<FanOut>(), Limits::default());
@@ -364,7 +364,7 @@ fn a_cancel_is_a_command_with_its_consequence_and_replays_without_new_events() {
     history.push(at(7, EventKind::WorkflowCompleted { result: Payload::encode(&"cancelled 2").unwrap() }));
     let mut replay = RunMachine::new(RunId("r".into()), wf::<CancelFirst>(), Limits::default());
     replay.apply(&history).unwrap();
-    assert_eq!(replay.take_activation(), Activation { new_events: vec![], closed: true });
+    assert_eq!(replay.take_activation(), Activation { closed: true, ..Activation::default() });
 
     // A history whose cancel targets another command is not this code's.
     history[2] = at(3, EventKind::CommandCancelled { seq: 1, target: 2 });
