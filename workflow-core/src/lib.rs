@@ -77,7 +77,7 @@ pub use error::{
 };
 pub use history::{ActivityFailure, ChildEnd, ChildFailure, Event, EventKind, ResetPoint, TimeoutKind};
 pub use ids::{validate_id, EventId, RunId, Seq};
-pub use options::{ActivityOptions, Limits, LEASE_MARGIN, MAX_LOCAL_ACTIVITY};
+pub use options::{ActivityCancellationType, ActivityOptions, Limits, LEASE_MARGIN, MAX_LOCAL_ACTIVITY};
 pub use payload::Payload;
 pub use policy::{NextRetry, ParentClosePolicy, RetryPolicy};
 pub use time::{Clock, SystemClock, Timestamp};

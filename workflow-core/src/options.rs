@@ -49,6 +49,37 @@ pub struct ActivityOptions {
     pub heartbeat_timeout: Option<Duration>,
     /// How failed attempts are retried.
     pub retry_policy: RetryPolicy,
+    /// What cancelling the activity does (default: try-cancel).
+    #[serde(default, skip_serializing_if = "ActivityCancellationType::is_default")]
+    pub cancellation_type: ActivityCancellationType,
+}
+
+/// What cancelling a pending activity does (its run's cancellation, or
+/// [`ActivityFuture::cancel`](crate::ActivityFuture::cancel)), as Temporal's
+/// `ActivityCancellationType`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ActivityCancellationType {
+    /// The future resolves as cancelled at once; the activity's task is removed and a running
+    /// attempt learns it at its next heartbeat; its late result is not recorded.
+    #[default]
+    TryCancel,
+    /// The running attempt is told at its next heartbeat (`ctx.cancelled()`), and the future
+    /// resolves only when the activity ends: cancelled when the attempt stops with an error
+    /// (it is not retried), or with its result when it finishes anyway. An attempt not running
+    /// is cancelled at once. Use it when the workflow must not go on before the activity's
+    /// cleanup is done.
+    WaitCancellationCompleted,
+    /// The future resolves as cancelled at once and the activity is not told: it runs on,
+    /// and its result is dropped.
+    Abandon,
+}
+
+impl ActivityCancellationType {
+    fn is_default(&self) -> bool {
+        *self == ActivityCancellationType::TryCancel
+    }
 }
 
 impl Default for ActivityOptions {
@@ -59,6 +90,7 @@ impl Default for ActivityOptions {
             schedule_to_start_timeout: None,
             heartbeat_timeout: None,
             retry_policy: RetryPolicy::default(),
+            cancellation_type: ActivityCancellationType::TryCancel,
         }
     }
 }
@@ -91,6 +123,12 @@ impl ActivityOptions {
     /// Sets the retry policy.
     pub fn retry_policy(mut self, p: RetryPolicy) -> Self {
         self.retry_policy = p;
+        self
+    }
+
+    /// Sets what cancelling the activity does.
+    pub fn cancellation_type(mut self, c: ActivityCancellationType) -> Self {
+        self.cancellation_type = c;
         self
     }
 

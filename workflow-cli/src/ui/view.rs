@@ -907,6 +907,7 @@ mod tests {
                 lost_streak: 0,
                 lost_heartbeat_at: None,
                 async_result: None,
+                cancel_requested: false,
             })),
         };
         let pending = vec![PendingView { task, lease_owner: None, lease_expires_at: None }];

@@ -211,6 +211,14 @@ pub enum EventKind {
         /// Command position of the activity or timer cancelled.
         target: Seq,
     },
+    /// The activity was asked to cancel and the workflow waits until it ends
+    /// (`ActivityCancellationType::WaitCancellationCompleted`): its running attempt is told;
+    /// its end is recorded as usual (`ActivityFailed` with a `cancelled` failure, or its
+    /// result).
+    ActivityCancelRequested {
+        /// Command position of the activity.
+        seq: Seq,
+    },
     /// The activity was cancelled (the workflow was cancelled while it was pending, or its
     /// code cancelled it: see `CommandCancelled`).
     ActivityCancelled {
@@ -440,6 +448,7 @@ impl EventKind {
             || matches!(
                 self,
                 EventKind::ActivityCancelled { .. }
+                    | EventKind::ActivityCancelRequested { .. }
                     | EventKind::TimerCancelled { .. }
                     | EventKind::ChildCancelRequested { .. }
                     | EventKind::WorkflowCompleted { .. }
@@ -473,6 +482,7 @@ impl EventKind {
             EventKind::ActivityTimedOut { .. } => "ActivityTimedOut",
             EventKind::CommandCancelled { .. } => "CommandCancelled",
             EventKind::ActivityCancelled { .. } => "ActivityCancelled",
+            EventKind::ActivityCancelRequested { .. } => "ActivityCancelRequested",
             EventKind::LocalActivityRecorded { .. } => "LocalActivityRecorded",
             EventKind::TimerStarted { .. } => "TimerStarted",
             EventKind::TimerFired { .. } => "TimerFired",

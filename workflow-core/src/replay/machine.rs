@@ -341,6 +341,7 @@ impl RunMachine {
             EventKind::ChildWorkflowFailed { seq, failure } => self.resolve_child(e, *seq, Err(failure.clone())),
             // Recorded consequences of CancelRequested, which re-derives them.
             EventKind::ActivityCancelled { .. }
+            | EventKind::ActivityCancelRequested { .. }
             | EventKind::TimerCancelled { .. }
             | EventKind::ChildCancelRequested { .. } => Ok(()),
             EventKind::CancelRequested { .. } => {
@@ -500,6 +501,9 @@ impl RunMachine {
             let consequence = match &cmd {
                 Command::Cancel { target, what: CancelTarget::Activity, .. } => {
                     Some(EventKind::ActivityCancelled { seq: *target })
+                }
+                Command::Cancel { target, what: CancelTarget::ActivityWait, .. } => {
+                    Some(EventKind::ActivityCancelRequested { seq: *target })
                 }
                 Command::Cancel { target, what: CancelTarget::Timer, .. } => {
                     Some(EventKind::TimerCancelled { seq: *target })

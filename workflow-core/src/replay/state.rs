@@ -5,7 +5,7 @@ use std::task::Waker;
 
 use crate::history::{ActivityFailure, ChildFailure};
 use crate::ids::{RunId, Seq};
-use crate::options::{ActivityOptions, Limits};
+use crate::options::{ActivityCancellationType, ActivityOptions, Limits};
 use crate::payload::Payload;
 use crate::policy::ParentClosePolicy;
 use crate::time::Timestamp;
@@ -93,7 +93,12 @@ impl Command {
 /// What a cancel command cancels.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum CancelTarget {
+    /// Try-cancel: resolved at once, its task removed.
     Activity,
+    /// Asked to cancel; resolved when it ends.
+    ActivityWait,
+    /// Resolved at once; not told.
+    ActivityAbandon,
     Timer,
     /// A child: asked to cancel (once started); its future resolves when it ends.
     Child {
@@ -112,7 +117,7 @@ pub(crate) enum Resolution {
 
 #[derive(Debug)]
 pub(crate) enum PendingKind {
-    Activity { activity_type: String },
+    Activity { activity_type: String, cancellation: ActivityCancellationType },
     Timer { fire_at: Timestamp },
     Child { workflow_type: String, workflow_id: String, run_id: Option<RunId> },
     External,
@@ -178,6 +183,9 @@ pub(crate) struct RunState {
     pub(crate) update_validators: HashMap<String, UpdateValidator>,
     pub(crate) updates: VecDeque<AcceptedUpdate>,
     pub(crate) update_wakers: Vec<Waker>,
+    /// Activities asked to cancel that the code waits for
+    /// (`ActivityCancellationType::WaitCancellationCompleted`).
+    pub(crate) activity_cancel_requested: std::collections::HashSet<Seq>,
     /// Commands that are local activities.
     pub(crate) local_seqs: std::collections::HashSet<Seq>,
     /// Children this run's code asked to cancel.
@@ -211,6 +219,7 @@ impl RunState {
             update_validators: HashMap::new(),
             updates: VecDeque::new(),
             update_wakers: Vec::new(),
+            activity_cancel_requested: Default::default(),
             local_seqs: Default::default(),
             children_cancelled: Default::default(),
             cancel_when_started: Default::default(),
@@ -250,14 +259,22 @@ impl RunState {
     pub(crate) fn issue(&mut self, cmd: Command) {
         let at = std::panic::Location::caller();
         match &cmd {
-            Command::ScheduleActivity { seq, activity_type, .. }
-            | Command::RunLocalActivity { seq, activity_type, .. } => {
-                if matches!(cmd, Command::RunLocalActivity { .. }) {
+            Command::ScheduleActivity { seq, activity_type, options, .. }
+            | Command::RunLocalActivity { seq, activity_type, options, .. } => {
+                // A local activity runs in this worker, which has no way to tell it: cancelling
+                // it resolves its future at once (its marker, if any, is ignored).
+                let cancellation = if matches!(cmd, Command::RunLocalActivity { .. }) {
                     self.local_seqs.insert(*seq);
-                }
+                    ActivityCancellationType::TryCancel
+                } else {
+                    options.cancellation_type
+                };
                 self.pending.insert(
                     *seq,
-                    Pending { kind: PendingKind::Activity { activity_type: activity_type.clone() }, waker: None },
+                    Pending {
+                        kind: PendingKind::Activity { activity_type: activity_type.clone(), cancellation },
+                        waker: None,
+                    },
                 );
             }
             Command::StartTimer { seq, fire_at } => {
@@ -282,9 +299,12 @@ impl RunState {
                     self.cancel_when_started.insert(*target, *seq);
                 }
             }
+            Command::Cancel { target, what: CancelTarget::ActivityWait, .. } => {
+                self.activity_cancel_requested.insert(*target);
+            }
             Command::Cancel { target, .. } => {
                 let resolution = match self.pending.get(target).map(|p| &p.kind) {
-                    Some(PendingKind::Activity { activity_type }) => Resolution::Activity {
+                    Some(PendingKind::Activity { activity_type, .. }) => Resolution::Activity {
                         activity_type: activity_type.clone(),
                         result: Err(ActivityFailure::Cancelled { activity_type: activity_type.clone() }),
                     },
@@ -307,7 +327,16 @@ impl RunState {
     #[track_caller]
     pub(crate) fn cancel_command(&mut self, target: Seq) -> bool {
         let what = match self.pending.get(&target).map(|p| &p.kind) {
-            Some(PendingKind::Activity { .. }) => CancelTarget::Activity,
+            Some(PendingKind::Activity { cancellation, .. }) => match cancellation {
+                ActivityCancellationType::WaitCancellationCompleted
+                    if self.activity_cancel_requested.contains(&target) =>
+                {
+                    return false
+                }
+                ActivityCancellationType::WaitCancellationCompleted => CancelTarget::ActivityWait,
+                ActivityCancellationType::Abandon => CancelTarget::ActivityAbandon,
+                _ => CancelTarget::Activity,
+            },
             Some(PendingKind::Timer { .. }) => CancelTarget::Timer,
             Some(PendingKind::Child { run_id, .. }) if !self.children_cancelled.contains(&target) => {
                 CancelTarget::Child { run_id: run_id.clone() }
@@ -351,7 +380,7 @@ impl RunState {
 
     pub(crate) fn is_pending_activity(&self, seq: Seq) -> Option<&str> {
         match self.pending.get(&seq).map(|p| &p.kind) {
-            Some(PendingKind::Activity { activity_type }) => Some(activity_type),
+            Some(PendingKind::Activity { activity_type, .. }) => Some(activity_type),
             _ => None,
         }
     }
@@ -433,18 +462,30 @@ impl RunState {
             .collect();
         seqs.sort_unstable();
         for seq in seqs {
+            if let Some(PendingKind::Activity { cancellation, .. }) = self.pending.get(&seq).map(|p| &p.kind) {
+                if *cancellation == ActivityCancellationType::WaitCancellationCompleted {
+                    // Told, and waited for: its future resolves when it ends.
+                    if self.activity_cancel_requested.insert(seq) {
+                        out.push(EventKind::ActivityCancelRequested { seq });
+                    }
+                    continue;
+                }
+            }
             let Some(p) = self.pending.remove(&seq) else {
                 continue;
             };
             let (r, ev) = match p.kind {
-                PendingKind::Activity { activity_type } => (
+                PendingKind::Activity { activity_type, cancellation } => (
                     Resolution::Activity {
                         result: Err(ActivityFailure::Cancelled { activity_type: activity_type.clone() }),
                         activity_type,
                     },
-                    EventKind::ActivityCancelled { seq },
+                    // An abandoned activity is not told (no event removes its task).
+                    (cancellation != ActivityCancellationType::Abandon).then_some(EventKind::ActivityCancelled { seq }),
                 ),
-                PendingKind::Timer { .. } => (Resolution::Timer { fired: false }, EventKind::TimerCancelled { seq }),
+                PendingKind::Timer { .. } => {
+                    (Resolution::Timer { fired: false }, Some(EventKind::TimerCancelled { seq }))
+                }
                 PendingKind::Child { .. } | PendingKind::External => {
                     unreachable!("only activities and timers are selected above")
                 }
@@ -453,7 +494,7 @@ impl RunState {
             if let Some(w) = p.waker {
                 w.wake();
             }
-            out.push(ev);
+            out.extend(ev);
         }
         out
     }

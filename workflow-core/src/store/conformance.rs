@@ -281,6 +281,7 @@ async fn heartbeat_extends_lease(store: Arc<dyn Store>) {
             lost_streak: 0,
             lost_heartbeat_at: None,
             async_result: None,
+            cancel_requested: false,
         })),
     };
     store.append(AppendRequest::new(run_id.clone(), T0).task_op(TaskOp::Upsert(task))).await.unwrap();

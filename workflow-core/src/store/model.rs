@@ -115,6 +115,7 @@ fn task(run_id: &RunId, activity: bool, seq: u32, at: u64) -> Task {
             lost_streak: 0,
             lost_heartbeat_at: None,
             async_result: None,
+            cancel_requested: false,
         }))
     } else {
         TaskKind::Timer { seq }

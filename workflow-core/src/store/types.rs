@@ -291,6 +291,12 @@ pub struct ActivityTask {
     /// worker to record it through the retry policy, as if the attempt had returned it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub async_result: Option<Box<AsyncResult>>,
+    /// The workflow asked to cancel the activity and waits for it to end
+    /// ([`ActivityCancellationType::WaitCancellationCompleted`](crate::ActivityCancellationType)):
+    /// a running attempt is told at its next heartbeat; a worker leasing the task records the
+    /// cancellation instead of running an attempt.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cancel_requested: bool,
 }
 
 /// An attempt's outcome delivered from outside the activity's code.

@@ -34,6 +34,7 @@ pub struct MockOutcome {
 enum End {
     Return(Result<Payload, ActivityError>),
     TimeOut,
+    UntilCancelled,
 }
 
 impl MockOutcome {
@@ -56,6 +57,13 @@ impl MockOutcome {
     /// schedule-to-close timeout), with time skipped to that deadline.
     pub fn time_out() -> Self {
         MockOutcome { heartbeats: Vec::new(), end: End::TimeOut }
+    }
+
+    /// The attempt runs until it is told to stop (its activity was cancelled, or the worker
+    /// shuts down), then fails with a retryable `Cancelled` error, as a well-behaved
+    /// long-running activity does. Time may skip while it waits.
+    pub fn until_cancelled() -> Self {
+        MockOutcome { heartbeats: Vec::new(), end: End::UntilCancelled }
     }
 
     /// Heartbeats each of `details` (in order) before the outcome.
@@ -182,6 +190,14 @@ impl ErasedActivity for MockActivity {
                     let clock = mock.clock.lock().unwrap_or_else(|e| e.into_inner()).clone();
                     let _let_time_pass = clock.as_ref().map(TestClock::release_hold);
                     std::future::pending().await
+                }
+                End::UntilCancelled => {
+                    let clock = mock.clock.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                    {
+                        let _let_time_pass = clock.as_ref().map(TestClock::release_hold);
+                        ctx.cancelled().await;
+                    }
+                    Err(ActivityError::retryable("Cancelled", "the attempt was told to stop"))
                 }
             }
         })

@@ -52,6 +52,22 @@ async fn run(inner: &Arc<Inner>, leased: LeasedTask, mut a: ActivityTask) {
     let timed_out_kind =
         if a.options.heartbeat_timeout.is_some() { TimeoutKind::Heartbeat } else { TimeoutKind::StartToClose };
 
+    if a.cancel_requested {
+        // The workflow asked to cancel it and waits: no attempt runs; the cancellation is the
+        // outcome, unless an attempt recorded one already (the task was re-armed under it).
+        if has_outcome(inner, &leased, a.seq).await {
+            let req =
+                AppendRequest::new(leased.task.run_id.clone(), now).complete(leased.task.key.clone(), leased.token);
+            if let Err(e) = inner.store.append(req).await {
+                warn!(error = %e, "removing a settled activity task failed; its lease will expire");
+            }
+            return;
+        }
+        let rec = record(&leased, &a, &worker, now, now, AttemptOutcome::Cancelled);
+        let failure = ActivityFailure::Cancelled { activity_type: a.activity_type.clone() };
+        finish(inner, leased, &a, EventKind::ActivityFailed { seq: a.seq, failure }, rec).await;
+        return;
+    }
     if leased.previous_lease_lost {
         // The attempt that held the lease never reported: its worker died or hung. That is
         // not the activity's fault: the lost attempt is logged (with the worker that ran it
@@ -174,11 +190,13 @@ async fn run(inner: &Arc<Inner>, leased: LeasedTask, mut a: ActivityTask) {
     } else {
         TimeoutKind::StartToClose
     };
+    // Set when the workflow asked to cancel this activity and waits for it to end.
+    let told = std::sync::atomic::AtomicBool::new(false);
     let mut shutdown = inner.shutdown.clone();
     let started = now;
     let result = {
         let work = activity.run(ctx, a.input.clone());
-        let pump = heartbeat_pump(inner, &leased, &a, shared.clone());
+        let pump = heartbeat_pump(inner, &leased, &a, shared.clone(), &told);
         tokio::pin!(work);
         tokio::pin!(pump);
         tokio::select! {
@@ -227,7 +245,37 @@ async fn run(inner: &Arc<Inner>, leased: LeasedTask, mut a: ActivityTask) {
         AttemptResult::TimedOut(_) => shared.cancel(),
         _ => {}
     }
+    if told.load(std::sync::atomic::Ordering::SeqCst) {
+        a.cancel_requested = true;
+    }
     settle(inner, leased, a, AttemptTimes { worker, started, ended }, last_hb, result).await;
+}
+
+/// Whether the history holds a final outcome for activity `seq`.
+async fn has_outcome(inner: &Inner, leased: &LeasedTask, seq: crate::ids::Seq) -> bool {
+    match inner.store.read_history(&leased.task.run_id, 0).await {
+        Ok(h) => h.iter().any(|e| match &e.kind {
+            EventKind::ActivityCompleted { seq: s, .. }
+            | EventKind::ActivityFailed { seq: s, .. }
+            | EventKind::ActivityTimedOut { seq: s, .. }
+            | EventKind::ActivityCancelled { seq: s } => *s == seq,
+            _ => false,
+        }),
+        // Unknown: assume settled rather than record a second outcome; the workflow's own
+        // retry of the task decides later.
+        Err(_) => true,
+    }
+}
+
+/// Whether the workflow has asked, since the attempt started, to cancel this activity and
+/// waits for it (`WaitCancellationCompleted`): read from its task.
+async fn cancel_requested_now(inner: &Inner, leased: &LeasedTask) -> bool {
+    match inner.store.list_tasks(&leased.task.run_id).await {
+        Ok(tasks) => tasks.iter().any(|t| {
+            t.task.key == leased.task.key && matches!(&t.task.kind, TaskKind::Activity(a) if a.cancel_requested)
+        }),
+        Err(_) => false,
+    }
 }
 
 /// Who ran an attempt and when.
@@ -340,6 +388,14 @@ async fn settle(
         }
     };
     let rec = rec(outcome);
+    // An attempt that ends with an error after the workflow asked to cancel the activity and
+    // waits for it acknowledges the cancellation: no retry.
+    let waited_for = a.options.cancellation_type == crate::options::ActivityCancellationType::WaitCancellationCompleted;
+    if waited_for && (a.cancel_requested || cancel_requested_now(inner, &leased).await) {
+        let failure = ActivityFailure::Cancelled { activity_type: a.activity_type.clone() };
+        finish(inner, leased, &a, EventKind::ActivityFailed { seq: a.seq, failure }, rec).await;
+        return;
+    }
     // Attempts lost with their workers do not count against the policy.
     let counted = a.attempt.saturating_sub(a.lost_attempts).max(1);
     match next_retry(&policy, counted, &error.error_type, error.retryable) {
@@ -502,12 +558,15 @@ async fn heartbeat_pump(
     leased: &LeasedTask,
     a: &ActivityTask,
     shared: Arc<ActivityShared>,
+    told: &std::sync::atomic::AtomicBool,
 ) -> AttemptResult {
+    let waited_for = a.options.cancellation_type == crate::options::ActivityCancellationType::WaitCancellationCompleted;
     let hb_timeout = a.options.heartbeat_timeout;
     let throttle = hb_timeout.map_or(Duration::from_secs(10), |t| (t / 2).max(Duration::from_millis(1)));
     let lease = leased.task.lease_duration;
     let mut last_beat = inner.clock.now();
     let mut last_sent: Option<Timestamp> = None;
+    let mut last_look = inner.clock.now();
     let mut dirty = false;
     loop {
         let now = inner.clock.now();
@@ -519,12 +578,18 @@ async fn heartbeat_pump(
             let since = last_sent.map_or(throttle, |s| now.since(s));
             wait = wait.min(throttle.saturating_sub(since));
         }
+        // An activity whose cancellation the workflow waits for looks for it once per
+        // throttle interval, heartbeat or not.
+        let looking = waited_for && !told.load(std::sync::atomic::Ordering::SeqCst);
+        if looking {
+            wait = wait.min(throttle.saturating_sub(now.since(last_look)));
+        }
         tokio::select! {
             _ = shared.beat.notified() => {
                 last_beat = inner.clock.now();
                 dirty = true;
             }
-            _ = wait_beat(inner, wait, hb_timeout.is_some() || dirty) => {}
+            _ = wait_beat(inner, wait, hb_timeout.is_some() || dirty || looking) => {}
         }
         let now = inner.clock.now();
         if hb_timeout.is_some_and(|t| now.since(last_beat) >= t) {
@@ -541,6 +606,14 @@ async fn heartbeat_pump(
                     return AttemptResult::Cancelled;
                 }
                 Err(e) => warn!(error = %e, "recording a heartbeat failed"),
+            }
+        }
+        if looking && now.since(last_look) >= throttle {
+            last_look = now;
+            if cancel_requested_now(inner, leased).await {
+                // Told now; the attempt may finish its cleanup, and its end is the outcome.
+                told.store(true, std::sync::atomic::Ordering::SeqCst);
+                shared.cancel();
             }
         }
     }

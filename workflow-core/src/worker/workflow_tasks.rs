@@ -239,6 +239,16 @@ async fn process_run_inner(inner: &Arc<Inner>, run_id: RunId, trigger: Trigger) 
                 }));
             }
         }
+        if new_events.iter().any(|e| matches!(e, EventKind::ActivityCancelRequested { .. })) {
+            match flag_cancel_requested(inner, &run_id, now, &new_events).await {
+                Ok(flagged) => ops.extend(flagged),
+                Err(e) => {
+                    evict(inner, &run_id);
+                    warn!(error = %e, "reading the tasks to cancel failed; retried later");
+                    return;
+                }
+            }
+        }
         if activation.local_pending && !events.last().is_some_and(EventKind::is_terminal) {
             // A local activity has no task of its own: if this worker dies before recording
             // it, this workflow task wakes the run again after the longest a local activity
@@ -298,7 +308,8 @@ fn eager_slots(inner: &Inner, ops: &[TaskOp]) -> Vec<(TaskKey, tokio::sync::Owne
     let mut out = Vec::new();
     for op in ops {
         let TaskOp::Upsert(Task { key, kind: TaskKind::Activity(a), .. }) = op else { continue };
-        if !inner.registry.activities.contains_key(&a.activity_type) {
+        // A task flagged for cancellation may be held by a running attempt: never lease it here.
+        if a.cancel_requested || !inner.registry.activities.contains_key(&a.activity_type) {
             continue;
         }
         match inner.activity_permits.clone().try_acquire_owned() {
@@ -308,6 +319,31 @@ fn eager_slots(inner: &Inner, ops: &[TaskOp]) -> Vec<(TaskKey, tokio::sync::Owne
         }
     }
     out
+}
+
+/// The activity tasks that `events` ask to cancel while the workflow waits
+/// (`ActivityCancelRequested`), flagged: a running attempt keeps its lease and learns it at its
+/// next heartbeat; a task not running is due now, and the worker that takes it records the
+/// cancellation.
+async fn flag_cancel_requested(
+    inner: &Inner,
+    run_id: &RunId,
+    now: Timestamp,
+    events: &[EventKind],
+) -> Result<Vec<TaskOp>, StoreError> {
+    let tasks = inner.store.list_tasks(run_id).await?;
+    let mut ops = Vec::new();
+    for e in events {
+        let EventKind::ActivityCancelRequested { seq } = e else { continue };
+        let key = TaskKey::activity(run_id, *seq);
+        let Some(p) = tasks.iter().find(|t| t.task.key == key) else { continue };
+        let TaskKind::Activity(a) = &p.task.kind else { continue };
+        let mut a = (**a).clone();
+        a.cancel_requested = true;
+        let visible_at = if p.lease.is_some() { p.task.visible_at } else { now };
+        ops.push(TaskOp::Upsert(Task { visible_at, kind: TaskKind::Activity(Box::new(a)), ..p.task.clone() }));
+    }
+    Ok(ops)
 }
 
 fn evict(inner: &Inner, run_id: &RunId) {
@@ -350,6 +386,7 @@ pub(crate) fn task_ops(run_id: &RunId, workflow_id: &str, now: Timestamp, events
                     lost_streak: 0,
                     lost_heartbeat_at: None,
                     async_result: None,
+                    cancel_requested: false,
                 })),
             })),
             EventKind::TimerStarted { seq, fire_at } => Some(TaskOp::Upsert(Task {
