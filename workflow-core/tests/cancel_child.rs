@@ -99,3 +99,34 @@ async fn every_crash_point_of_a_child_cancellation_holds() {
         println!("{input:?}: {report}");
     }
 }
+
+/// An earlier version that let the child run: histories that cancelled it diverge from it.
+struct SupervisorV0;
+impl Workflow for SupervisorV0 {
+    const NAME: &'static str = "supervisor";
+    type Input = (u64, bool);
+    type Output = String;
+    async fn run(ctx: WorkflowContext, (delay_hours, stubborn): (u64, bool)) -> Result<String, WorkflowError> {
+        let id = format!("{}/watch", ctx.workflow_id());
+        let child = ctx.child_with::<Watch>(stubborn, ChildWorkflowOptions::default().id(id));
+        if delay_hours > 0 {
+            ctx.sleep(Duration::from_secs(3600 * delay_hours)).await?;
+        }
+        Ok(child.await?)
+    }
+}
+
+#[tokio::test]
+async fn code_that_stops_cancelling_the_child_diverges() {
+    let env = env();
+    env.execute::<Supervisor>("sup-4", (2, false)).await.unwrap();
+    let history = env.history("sup-4").await.unwrap();
+    let mut v0 = workflow_core::replay::Replayer::new();
+    v0.register_workflow::<SupervisorV0>().unwrap();
+    match v0.replay_history("sup-4", &history).outcome {
+        workflow_core::replay::ReplayOutcome::Diverged(d) => {
+            assert!(format!("{d:?}").contains("CommandCancelled"), "{d:?}")
+        }
+        other => panic!("expected a divergence, got {other:?}"),
+    }
+}

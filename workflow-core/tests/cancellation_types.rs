@@ -138,3 +138,20 @@ async fn a_cancelled_run_waits_for_its_activity_to_stop() {
     assert!(pos("ActivityFailed") < pos("WorkflowCancelled"));
     assert_eq!(env.client().describe("r-1").await.unwrap().info.status, RunStatus::Cancelled);
 }
+
+#[tokio::test]
+async fn a_waited_for_cancellation_survives_the_death_of_the_attempts_worker() {
+    let mut env = env(vec![MockOutcome::until_cancelled()]);
+    let h = env.start::<CancelAfterAMinute>("w-3", ActivityCancellationType::WaitCancellationCompleted).await.unwrap();
+    // The attempt runs on the first worker, which dies; the cancellation comes later.
+    env.sleep(Duration::from_secs(30)).await;
+    env.crash_worker().unwrap();
+    // The dead attempt's lease ends after its timeout; the worker that takes the task over
+    // finds the cancellation and records it instead of running another attempt.
+    let (what, _) = h.result().await.unwrap();
+    assert_eq!(what, "cancelled");
+    assert_eq!(env.calls("report").len(), 1, "no attempt after the crash");
+    let history = env.history("w-3").await.unwrap();
+    let outcomes = history.iter().filter(|e| matches!(e.kind, EventKind::ActivityFailed { .. })).count();
+    assert_eq!(outcomes, 1);
+}
