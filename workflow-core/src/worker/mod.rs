@@ -443,19 +443,26 @@ async fn poll_loop(inner: Arc<Inner>, queue: TaskQueue, starting: Option<crate::
             tokio::task::yield_now().await;
             continue;
         }
-        // The deadline is registered now, before the hold goes.
-        let until_due = due.map(|d| inner.clock.sleep(d));
-        let until_due = async {
-            match until_due {
-                Some(f) => f.await,
-                None => std::future::pending().await,
+        // The deadline is registered now, before the hold goes. The poll interval is a safety
+        // net only when nothing is due sooner: one timer per idle wait, not two.
+        let poll = inner.options.poll_interval;
+        let wait = match due {
+            Some(d) if d <= poll => inner.clock.sleep(d),
+            Some(d) => {
+                let (due, net) = (inner.clock.sleep(d), inner.clock.poll_sleep(poll));
+                Box::pin(async move {
+                    tokio::select! {
+                        _ = due => {}
+                        _ = net => {}
+                    }
+                })
             }
+            None => inner.clock.poll_sleep(poll),
         };
         drop(active);
         tokio::select! {
             _ = &mut notified => {}
-            _ = until_due => {}
-            _ = inner.clock.poll_sleep(inner.options.poll_interval) => {}
+            _ = wait => {}
             _ = shutdown.changed() => return,
         }
     }
