@@ -55,7 +55,14 @@ async fn run(inner: &Arc<Inner>, leased: LeasedTask, mut a: ActivityTask) {
     if a.cancel_requested {
         // The workflow asked to cancel it and waits: no attempt runs; the cancellation is the
         // outcome, unless an attempt recorded one already (the task was re-armed under it).
-        if has_outcome(inner, &leased, a.seq).await {
+        let settled = match has_outcome(inner, &leased, a.seq).await {
+            Ok(settled) => settled,
+            Err(e) => {
+                warn!(error = %e, "reading the history of an activity to cancel failed; its lease will expire and it is looked at again");
+                return;
+            }
+        };
+        if settled {
             let req =
                 AppendRequest::new(leased.task.run_id.clone(), now).complete(leased.task.key.clone(), leased.token);
             if let Err(e) = inner.store.append(req).await {
@@ -252,19 +259,15 @@ async fn run(inner: &Arc<Inner>, leased: LeasedTask, mut a: ActivityTask) {
 }
 
 /// Whether the history holds a final outcome for activity `seq`.
-async fn has_outcome(inner: &Inner, leased: &LeasedTask, seq: crate::ids::Seq) -> bool {
-    match inner.store.read_history(&leased.task.run_id, 0).await {
-        Ok(h) => h.iter().any(|e| match &e.kind {
-            EventKind::ActivityCompleted { seq: s, .. }
-            | EventKind::ActivityFailed { seq: s, .. }
-            | EventKind::ActivityTimedOut { seq: s, .. }
-            | EventKind::ActivityCancelled { seq: s } => *s == seq,
-            _ => false,
-        }),
-        // Unknown: assume settled rather than record a second outcome; the workflow's own
-        // retry of the task decides later.
-        Err(_) => true,
-    }
+async fn has_outcome(inner: &Inner, leased: &LeasedTask, seq: crate::ids::Seq) -> Result<bool, StoreError> {
+    let history = inner.store.read_history(&leased.task.run_id, 0).await?;
+    Ok(history.iter().any(|e| match &e.kind {
+        EventKind::ActivityCompleted { seq: s, .. }
+        | EventKind::ActivityFailed { seq: s, .. }
+        | EventKind::ActivityTimedOut { seq: s, .. }
+        | EventKind::ActivityCancelled { seq: s } => *s == seq,
+        _ => false,
+    }))
 }
 
 /// Whether the workflow has asked, since the attempt started, to cancel this activity and
