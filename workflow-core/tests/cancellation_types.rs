@@ -155,3 +155,30 @@ async fn a_waited_for_cancellation_survives_the_death_of_the_attempts_worker() {
     let outcomes = history.iter().filter(|e| matches!(e.kind, EventKind::ActivityFailed { .. })).count();
     assert_eq!(outcomes, 1);
 }
+
+/// Schedules the report and cancels it in the same workflow task.
+struct ScheduleAndCancel;
+impl Workflow for ScheduleAndCancel {
+    const NAME: &'static str = "schedule_and_cancel";
+    type Input = ();
+    type Output = String;
+    async fn run(ctx: WorkflowContext, _: ()) -> Result<String, WorkflowError> {
+        let report = ctx.activity_with::<Report>((), options(ActivityCancellationType::WaitCancellationCompleted));
+        report.cancel();
+        Ok(match report.await {
+            Err(ActivityFailure::Cancelled { .. }) => "cancelled".into(),
+            other => format!("{other:?}"),
+        })
+    }
+}
+
+#[tokio::test]
+async fn an_activity_cancelled_in_the_write_that_schedules_it_never_runs() {
+    let env = TestEnv::builder()
+        .workflow::<ScheduleAndCancel>()
+        .script::<Report>([MockOutcome::until_cancelled()])
+        .start()
+        .unwrap();
+    assert_eq!(env.execute::<ScheduleAndCancel>("s-1", ()).await.unwrap(), "cancelled");
+    assert_eq!(env.calls("report").len(), 0);
+}

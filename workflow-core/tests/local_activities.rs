@@ -194,3 +194,30 @@ async fn switching_a_local_activity_to_a_scheduled_one_diverges() {
         other => panic!("expected a divergence, got {other:?}"),
     }
 }
+
+/// Asks for a price locally, gives up on it at once, then naps an hour.
+struct GiveUp;
+impl Workflow for GiveUp {
+    const NAME: &'static str = "give_up";
+    type Input = ();
+    type Output = bool;
+    async fn run(ctx: WorkflowContext, _: ()) -> Result<bool, WorkflowError> {
+        let price = ctx.local_activity::<Price>("tea".into());
+        price.cancel();
+        let cancelled = matches!(price.await, Err(ActivityFailure::Cancelled { .. }));
+        ctx.sleep(Duration::from_secs(3600)).await?;
+        Ok(cancelled)
+    }
+}
+
+#[tokio::test]
+async fn a_cancelled_local_activity_never_runs_also_after_a_replay() {
+    let price = Price::default();
+    let mut env = TestEnv::builder().workflow::<GiveUp>().activity(price.clone()).start().unwrap();
+    let h = env.start::<GiveUp>("g-1", ()).await.unwrap();
+    env.sleep(Duration::from_secs(60)).await;
+    // A new worker replays the run from the start when the timer fires.
+    env.crash_worker().unwrap();
+    assert!(h.result().await.unwrap());
+    assert_eq!(price.calls.load(Ordering::SeqCst), 0);
+}

@@ -580,7 +580,14 @@ impl RunMachine {
         Activation {
             new_events: std::mem::take(&mut self.new_events),
             closed: self.is_closed(),
-            local_activities: std::mem::take(&mut self.local_requests),
+            // Only those still waited for: one cancelled meanwhile (or in a closed run) is not
+            // run, also when a replay asks for it again.
+            local_activities: {
+                let requests = std::mem::take(&mut self.local_requests);
+                let s = self.state.borrow();
+                let open = !self.is_closed();
+                requests.into_iter().filter(|r| open && s.is_pending_activity(r.seq).is_some()).collect()
+            },
             local_pending: !self.is_closed() && self.state.borrow().local_pending(),
         }
     }

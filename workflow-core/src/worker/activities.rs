@@ -52,7 +52,21 @@ async fn run(inner: &Arc<Inner>, leased: LeasedTask, mut a: ActivityTask) {
     let timed_out_kind =
         if a.options.heartbeat_timeout.is_some() { TimeoutKind::Heartbeat } else { TimeoutKind::StartToClose };
 
-    if a.cancel_requested {
+    if let Some(done) = a.async_result.take() {
+        // The attempt was completed from outside through its task token: record it as if it
+        // had returned this (its timeouts were watched until then).
+        let result = match done.outcome {
+            AsyncOutcome::Completed { result } => AttemptResult::Ok(result),
+            AsyncOutcome::Failed { error } => AttemptResult::Err(error.bounded()),
+        };
+        let times = AttemptTimes { worker: done.worker, started: done.started_at, ended: done.ended_at };
+        settle(inner, leased, a, times, None, result).await;
+        return;
+    }
+    // An activity whose cancellation the workflow may wait for starts no attempt once it was
+    // asked: its task says so when it was idle, the history in any case.
+    let waited_for = a.options.cancellation_type == crate::options::ActivityCancellationType::WaitCancellationCompleted;
+    if a.cancel_requested || (waited_for && cancel_requested_now(inner, &leased, a.seq).await) {
         // The workflow asked to cancel it and waits: no attempt runs; the cancellation is the
         // outcome, unless an attempt recorded one already (the task was re-armed under it).
         let settled = match has_outcome(inner, &leased, a.seq).await {
@@ -106,17 +120,6 @@ async fn run(inner: &Arc<Inner>, leased: LeasedTask, mut a: ActivityTask) {
         if let Err(e) = reschedule(inner, &leased, &a, now, Some(lost)).await {
             warn!(error = %e, "rescheduling after a lost attempt failed");
         }
-        return;
-    }
-    if let Some(done) = a.async_result.take() {
-        // The attempt was completed from outside through its task token: record it as if it
-        // had returned this (its timeouts were watched until then).
-        let result = match done.outcome {
-            AsyncOutcome::Completed { result } => AttemptResult::Ok(result),
-            AsyncOutcome::Failed { error } => AttemptResult::Err(error.bounded()),
-        };
-        let times = AttemptTimes { worker: done.worker, started: done.started_at, ended: done.ended_at };
-        settle(inner, leased, a, times, None, result).await;
         return;
     }
     if let Some(s2s) = a.options.schedule_to_start_timeout {
@@ -241,7 +244,15 @@ async fn run(inner: &Arc<Inner>, leased: LeasedTask, mut a: ActivityTask) {
     let last_hb = shared.latest.lock().unwrap_or_else(|e| e.into_inner()).clone();
     match &result {
         AttemptResult::Err(e) if e.is_result_pending() => {
-            // The attempt goes on outside; its slot is free, its lease and timeouts stay.
+            // The attempt goes on outside; its slot is free, its lease and timeouts stay. The
+            // lease is renewed from now (with the latest details), so it cannot end before
+            // the deadlines the watch keeps.
+            let until = ended.add(leased.task.lease_duration);
+            match inner.store.heartbeat(&leased.task.key, leased.token, last_hb.clone(), ended, until).await {
+                Ok(()) => {}
+                Err(StoreError::LeaseLost { .. }) => return,
+                Err(e) => warn!(error = %e, "renewing the lease of an asynchronous attempt failed"),
+            }
             if last_hb.is_some() {
                 a.heartbeat = last_hb;
                 a.heartbeat_at = Some(ended);
@@ -270,13 +281,12 @@ async fn has_outcome(inner: &Inner, leased: &LeasedTask, seq: crate::ids::Seq) -
     }))
 }
 
-/// Whether the workflow has asked, since the attempt started, to cancel this activity and
-/// waits for it (`WaitCancellationCompleted`): read from its task.
-async fn cancel_requested_now(inner: &Inner, leased: &LeasedTask) -> bool {
-    match inner.store.list_tasks(&leased.task.run_id).await {
-        Ok(tasks) => tasks.iter().any(|t| {
-            t.task.key == leased.task.key && matches!(&t.task.kind, TaskKind::Activity(a) if a.cancel_requested)
-        }),
+/// Whether the workflow has asked to cancel this activity and waits for it
+/// (`WaitCancellationCompleted`): the history says so (`ActivityCancelRequested`), whatever
+/// became of the task's flag.
+async fn cancel_requested_now(inner: &Inner, leased: &LeasedTask, seq: crate::ids::Seq) -> bool {
+    match inner.store.read_history(&leased.task.run_id, 0).await {
+        Ok(h) => h.iter().any(|e| matches!(e.kind, EventKind::ActivityCancelRequested { seq: s } if s == seq)),
         Err(_) => false,
     }
 }
@@ -394,7 +404,7 @@ async fn settle(
     // An attempt that ends with an error after the workflow asked to cancel the activity and
     // waits for it acknowledges the cancellation: no retry.
     let waited_for = a.options.cancellation_type == crate::options::ActivityCancellationType::WaitCancellationCompleted;
-    if waited_for && (a.cancel_requested || cancel_requested_now(inner, &leased).await) {
+    if waited_for && (a.cancel_requested || cancel_requested_now(inner, &leased, a.seq).await) {
         let failure = ActivityFailure::Cancelled { activity_type: a.activity_type.clone() };
         finish(inner, leased, &a, EventKind::ActivityFailed { seq: a.seq, failure }, rec).await;
         return;
@@ -613,7 +623,7 @@ async fn heartbeat_pump(
         }
         if looking && now.since(last_look) >= throttle {
             last_look = now;
-            if cancel_requested_now(inner, leased).await {
+            if cancel_requested_now(inner, leased, a.seq).await {
                 // Told now; the attempt may finish its cleanup, and its end is the outcome.
                 told.store(true, std::sync::atomic::Ordering::SeqCst);
                 shared.cancel();

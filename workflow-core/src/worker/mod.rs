@@ -587,6 +587,15 @@ impl RunningWorker {
         let act = self.inner.options.max_concurrent_activities as u32;
         let _ = self.inner.workflow_permits.acquire_many(wf).await;
         let _ = self.inner.activity_permits.acquire_many(act).await;
+        // Local activities hold no slot: give the running ones the grace period to finish and
+        // record their outcome (the rest run again when their runs are replayed).
+        // (Real time: a test clock may not move while they run.)
+        let deadline = std::time::Instant::now() + self.inner.options.shutdown_grace;
+        while !self.inner.local_running.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 

@@ -240,7 +240,7 @@ async fn process_run_inner(inner: &Arc<Inner>, run_id: RunId, trigger: Trigger) 
             }
         }
         if new_events.iter().any(|e| matches!(e, EventKind::ActivityCancelRequested { .. })) {
-            match flag_cancel_requested(inner, &run_id, now, &new_events).await {
+            match flag_cancel_requested(inner, &run_id, now, &new_events, &mut ops).await {
                 Ok(flagged) => ops.extend(flagged),
                 Err(e) => {
                     evict(inner, &run_id);
@@ -296,6 +296,19 @@ async fn process_run_inner(inner: &Arc<Inner>, run_id: RunId, trigger: Trigger) 
             }
         }
     }
+    if let Trigger::Local { inputs, attempt, .. } = trigger {
+        // A local activity's outcome has no task to retry it: record it alone, for the next
+        // workflow task.
+        let now = inner.clock.now();
+        let req = AppendRequest::new(run_id.clone(), now)
+            .events(inputs)
+            .task_op(TaskOp::Upsert(Task::workflow(&run_id, now)))
+            .attempt(attempt);
+        if let Err(e) = inner.store.append(req).await {
+            warn!(error = %e, "recording a local activity's outcome failed; it runs again when the run is replayed");
+        }
+        return;
+    }
     warn!("workflow task kept conflicting with concurrent appends; leaving it for a later attempt");
 }
 
@@ -321,29 +334,44 @@ fn eager_slots(inner: &Inner, ops: &[TaskOp]) -> Vec<(TaskKey, tokio::sync::Owne
     out
 }
 
-/// The activity tasks that `events` ask to cancel while the workflow waits
-/// (`ActivityCancelRequested`), flagged: a running attempt keeps its lease and learns it at its
-/// next heartbeat; a task not running is due now, and the worker that takes it records the
-/// cancellation.
+/// Makes the activity tasks that `events` ask to cancel while the workflow waits
+/// (`ActivityCancelRequested`) due now, flagged, when no attempt holds them: the worker that
+/// takes one records the cancellation. A task scheduled in this same write is flagged in `ops`.
+/// A task an attempt holds is left alone (rewriting it could overwrite what the attempt
+/// writes meanwhile): the attempt learns the request from the history.
 async fn flag_cancel_requested(
     inner: &Inner,
     run_id: &RunId,
     now: Timestamp,
     events: &[EventKind],
+    ops: &mut [TaskOp],
 ) -> Result<Vec<TaskOp>, StoreError> {
-    let tasks = inner.store.list_tasks(run_id).await?;
-    let mut ops = Vec::new();
+    let mut tasks = None;
+    let mut out = Vec::new();
     for e in events {
         let EventKind::ActivityCancelRequested { seq } = e else { continue };
         let key = TaskKey::activity(run_id, *seq);
-        let Some(p) = tasks.iter().find(|t| t.task.key == key) else { continue };
+        let fresh = ops.iter_mut().find_map(|op| match op {
+            TaskOp::Upsert(Task { key: k, kind: TaskKind::Activity(a), .. }) if *k == key => Some(a),
+            _ => None,
+        });
+        if let Some(a) = fresh {
+            a.cancel_requested = true;
+            continue;
+        }
+        if tasks.is_none() {
+            tasks = Some(inner.store.list_tasks(run_id).await?);
+        }
+        let Some(p) = tasks.as_ref().and_then(|t| t.iter().find(|t| t.task.key == key)) else { continue };
         let TaskKind::Activity(a) = &p.task.kind else { continue };
+        if p.lease.is_some() {
+            continue;
+        }
         let mut a = (**a).clone();
         a.cancel_requested = true;
-        let visible_at = if p.lease.is_some() { p.task.visible_at } else { now };
-        ops.push(TaskOp::Upsert(Task { visible_at, kind: TaskKind::Activity(Box::new(a)), ..p.task.clone() }));
+        out.push(TaskOp::Upsert(Task { visible_at: now, kind: TaskKind::Activity(Box::new(a)), ..p.task.clone() }));
     }
-    Ok(ops)
+    Ok(out)
 }
 
 fn evict(inner: &Inner, run_id: &RunId) {
