@@ -292,9 +292,9 @@ pub struct ActivityTask {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub async_result: Option<Box<AsyncResult>>,
     /// The workflow asked to cancel the activity and waits for it to end
-    /// ([`ActivityCancellationType::WaitCancellationCompleted`](crate::ActivityCancellationType)):
-    /// a running attempt is told at its next heartbeat; a worker leasing the task records the
-    /// cancellation instead of running an attempt.
+    /// ([`ActivityCancellationType::WaitCancellationCompleted`](crate::ActivityCancellationType))
+    /// while no attempt held the task: the worker leasing it records the cancellation instead
+    /// of running an attempt. (A running attempt learns the request from the history.)
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cancel_requested: bool,
 }
