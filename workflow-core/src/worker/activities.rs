@@ -66,16 +66,21 @@ async fn run(inner: &Arc<Inner>, leased: LeasedTask, mut a: ActivityTask) {
     // An activity whose cancellation the workflow may wait for starts no attempt once it was
     // asked: its task says so when it was idle, the history in any case.
     let waited_for = a.options.cancellation_type == crate::options::ActivityCancellationType::WaitCancellationCompleted;
-    if a.cancel_requested || (waited_for && cancel_requested_now(inner, &leased, a.seq).await) {
-        // The workflow asked to cancel it and waits: no attempt runs; the cancellation is the
-        // outcome, unless an attempt recorded one already (the task was re-armed under it).
-        let settled = match has_outcome(inner, &leased, a.seq).await {
-            Ok(settled) => settled,
-            Err(e) => {
+    let cancel = if a.cancel_requested || waited_for {
+        match cancel_state(inner, &leased, a.seq).await {
+            Ok(c) => Some(c),
+            Err(e) if a.cancel_requested => {
                 warn!(error = %e, "reading the history of an activity to cancel failed; its lease will expire and it is looked at again");
                 return;
             }
-        };
+            Err(_) => None,
+        }
+    } else {
+        None
+    };
+    if let Some(CancelState { settled, .. }) = cancel.filter(|c| a.cancel_requested || c.requested) {
+        // The workflow asked to cancel it and waits: no attempt runs; the cancellation is the
+        // outcome, unless an attempt recorded one already (the task was re-armed under it).
         if settled {
             let req =
                 AppendRequest::new(leased.task.run_id.clone(), now).complete(leased.task.key.clone(), leased.token);
@@ -269,26 +274,39 @@ async fn run(inner: &Arc<Inner>, leased: LeasedTask, mut a: ActivityTask) {
     settle(inner, leased, a, AttemptTimes { worker, started, ended }, last_hb, result).await;
 }
 
-/// Whether the history holds a final outcome for activity `seq`.
-async fn has_outcome(inner: &Inner, leased: &LeasedTask, seq: crate::ids::Seq) -> Result<bool, StoreError> {
-    let history = inner.store.read_history(&leased.task.run_id, 0).await?;
-    Ok(history.iter().any(|e| match &e.kind {
-        EventKind::ActivityCompleted { seq: s, .. }
-        | EventKind::ActivityFailed { seq: s, .. }
-        | EventKind::ActivityTimedOut { seq: s, .. }
-        | EventKind::ActivityCancelled { seq: s } => *s == seq,
-        _ => false,
-    }))
+/// What the history says of a cancellation the workflow waits for
+/// (`WaitCancellationCompleted`), whatever became of the task's flag.
+struct CancelState {
+    /// `ActivityCancelRequested` is recorded for the activity.
+    requested: bool,
+    /// A final outcome is recorded for it.
+    settled: bool,
 }
 
-/// Whether the workflow has asked to cancel this activity and waits for it
-/// (`WaitCancellationCompleted`): the history says so (`ActivityCancelRequested`), whatever
-/// became of the task's flag.
-async fn cancel_requested_now(inner: &Inner, leased: &LeasedTask, seq: crate::ids::Seq) -> bool {
-    match inner.store.read_history(&leased.task.run_id, 0).await {
-        Ok(h) => h.iter().any(|e| matches!(e.kind, EventKind::ActivityCancelRequested { seq: s } if s == seq)),
-        Err(_) => false,
+/// Reads [`CancelState`] of activity `seq` from its run's history (one read).
+async fn cancel_state(inner: &Inner, leased: &LeasedTask, seq: crate::ids::Seq) -> Result<CancelState, StoreError> {
+    let history = inner.store.read_history(&leased.task.run_id, 0).await?;
+    let mut state = CancelState { requested: false, settled: false };
+    for e in &history {
+        match &e.kind {
+            EventKind::ActivityCancelRequested { seq: s } if *s == seq => state.requested = true,
+            EventKind::ActivityCompleted { seq: s, .. }
+            | EventKind::ActivityFailed { seq: s, .. }
+            | EventKind::ActivityTimedOut { seq: s, .. }
+            | EventKind::ActivityCancelled { seq: s }
+                if *s == seq =>
+            {
+                state.settled = true
+            }
+            _ => {}
+        }
     }
+    Ok(state)
+}
+
+/// Whether the history records that the workflow asked to cancel this activity and waits.
+async fn cancel_requested_now(inner: &Inner, leased: &LeasedTask, seq: crate::ids::Seq) -> bool {
+    cancel_state(inner, leased, seq).await.is_ok_and(|c| c.requested)
 }
 
 /// Who ran an attempt and when.

@@ -111,13 +111,7 @@ async fn run(
             ) {
                 Ok(()) => {
                     let rec = record(AttemptOutcome::Completed);
-                    let marker = EventKind::LocalActivityRecorded {
-                        seq: req.seq,
-                        activity_type: req.activity_type.clone(),
-                        attempts: attempt,
-                        outcome: LocalActivityOutcome::Completed { result: p },
-                    };
-                    return (vec![marker], rec);
+                    return (vec![marker(req, attempt, LocalActivityOutcome::Completed { result: p })], rec);
                 }
                 Err(e) => ActivityError::non_retryable("PayloadTooLarge", e.to_string()),
             },
@@ -170,11 +164,10 @@ fn failed(
     failure: ActivityFailure,
     rec: AttemptRecord,
 ) -> (Vec<EventKind>, AttemptRecord) {
-    let marker = EventKind::LocalActivityRecorded {
-        seq: req.seq,
-        activity_type: req.activity_type.clone(),
-        attempts,
-        outcome: LocalActivityOutcome::Failed { failure },
-    };
-    (vec![marker], rec)
+    (vec![marker(req, attempts, LocalActivityOutcome::Failed { failure })], rec)
+}
+
+/// The one event that records a local activity.
+fn marker(req: &LocalActivityRequest, attempts: u32, outcome: LocalActivityOutcome) -> EventKind {
+    EventKind::LocalActivityRecorded { seq: req.seq, activity_type: req.activity_type.clone(), attempts, outcome }
 }
