@@ -57,6 +57,8 @@ async fn each_step_is_one_append_and_activities_skip_the_queue() {
     // together with the next command (or the completion): one append per step.
     assert_eq!(calls.appends, steps + 1, "{calls:?}");
     assert_eq!(calls.creates, 1);
+    assert_eq!(calls.eager_starts, 1, "the creating write leased the first workflow task: {calls:?}");
+    assert_eq!(calls.workflow_leases, 0, "no workflow task went through the queue: {calls:?}");
     running.shutdown().await;
 }
 

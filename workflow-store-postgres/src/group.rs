@@ -12,7 +12,8 @@ use std::collections::{HashMap, HashSet};
 use deadpool_postgres::ClientWrapper;
 use workflow_core::history::Event;
 use workflow_core::store::{
-    AppendOutcome, AppendRequest, AttemptRecord, LeasedTask, NewRun, RunInfo, RunStatus, Task, TaskKey, TaskOp,
+    AppendOutcome, AppendRequest, AttemptRecord, EagerLease, LeasedTask, NewRun, RunInfo, RunStatus, Task, TaskKey,
+    TaskOp,
 };
 use workflow_core::RunId;
 use workflow_core::{Payload, StoreError, Timestamp};
@@ -28,7 +29,7 @@ pub(crate) enum Write {
 
 /// What a write got.
 pub(crate) enum Reply {
-    Created,
+    Created(Option<LeasedTask>),
     Appended(AppendOutcome),
 }
 
@@ -79,7 +80,7 @@ pub(crate) async fn run(
     let mut replies = Vec::with_capacity(writes.len());
     for w in writes {
         replies.push(match w {
-            Write::Create(run) => sim.create(run).map(|()| Reply::Created),
+            Write::Create(run) => sim.create(run).map(Reply::Created),
             Write::Append(req) => sim.append(req).map(Reply::Appended),
         });
     }
@@ -108,6 +109,9 @@ async fn load(tx: &ClientWrapper, writes: &[Write], sim: &mut Sim) -> Result<(),
             Write::Create(r) => {
                 new_ids.push(&r.info.run_id.0);
                 new_wf_ids.push(&r.info.workflow_id);
+                if let Some(l) = &r.lease {
+                    eager += l.keys.len() as i64;
+                }
             }
             Write::Append(req) => {
                 append_runs.push(&req.run_id.0);
@@ -201,7 +205,7 @@ async fn load(tx: &ClientWrapper, writes: &[Write], sim: &mut Sim) -> Result<(),
 }
 
 impl Sim {
-    fn create(&mut self, run: &NewRun) -> Result<(), StoreError> {
+    fn create(&mut self, run: &NewRun) -> Result<Option<LeasedTask>, StoreError> {
         let id = &run.info.run_id;
         if let Some(open) = self.open.get(&run.info.workflow_id) {
             return Err(StoreError::AlreadyExists { workflow_id: run.info.workflow_id.clone(), run_id: open.clone() });
@@ -216,8 +220,10 @@ impl Sim {
         self.events.push((id.clone(), Event { id: 1, time: run.time, kind: run.started.clone() }));
         self.runs
             .insert(id.clone(), RunState { info, input: Some(input), last_time: run.time, new: true, dirty: true });
+        let key = TaskKey::workflow(id);
         self.upsert(Task::workflow(id, run.time));
-        Ok(())
+        let Some(l) = &run.lease else { return Ok(None) };
+        Ok(self.lease_eager(l, |k| *k == key).pop())
     }
 
     fn append(&mut self, req: &AppendRequest) -> Result<AppendOutcome, StoreError> {
@@ -293,26 +299,34 @@ impl Sim {
         if let Some(a) = &req.attempt {
             self.attempts.push(a.clone());
         }
-        let mut leased = Vec::new();
-        if let Some(l) = &req.lease {
-            for key in &l.keys {
-                if !upserted.contains(key) {
-                    continue;
-                }
-                let Some(row) = self.tasks.get_mut(key) else { continue };
-                let Some(token) = self.tokens.pop() else { continue };
-                row.leased_version = row.version;
-                row.lease = Some((l.owner.clone(), token, l.now.add(row.task.lease_duration)));
-                row.lease_since = Some(l.now);
-                leased.push(LeasedTask {
-                    task: row.task.clone(),
-                    token: token as u64,
-                    previous_lease_lost: false,
-                    previous_holder: None,
-                });
-            }
-        }
+        let leased = match &req.lease {
+            Some(l) => self.lease_eager(l, |k| upserted.contains(k)),
+            None => Vec::new(),
+        };
         Ok(AppendOutcome { last_event_id: new_last, time, leased })
+    }
+
+    /// Leases the tasks `l` names that `written(key)` says this write upserted and that
+    /// still exist (eager dispatch), with the tokens drawn for the group.
+    fn lease_eager(&mut self, l: &EagerLease, written: impl Fn(&TaskKey) -> bool) -> Vec<LeasedTask> {
+        let mut leased = Vec::new();
+        for key in &l.keys {
+            if !written(key) {
+                continue;
+            }
+            let Some(row) = self.tasks.get_mut(key) else { continue };
+            let Some(token) = self.tokens.pop() else { continue };
+            row.leased_version = row.version;
+            row.lease = Some((l.owner.clone(), token, l.now.add(row.task.lease_duration)));
+            row.lease_since = Some(l.now);
+            leased.push(LeasedTask {
+                task: row.task.clone(),
+                token: token as u64,
+                previous_lease_lost: false,
+                previous_holder: None,
+            });
+        }
+        leased
     }
 
     /// Whether the group gives anyone something to do: a task that is not leased (new work,

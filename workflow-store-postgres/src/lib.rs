@@ -416,6 +416,11 @@ async fn try_group(shared: &Shared, writes: &[Write]) -> Result<group::Outcome, 
     }
 }
 
+/// A group answered a write with the other kind's reply: a bug, reported rather than a panic.
+fn odd_reply(what: &str) -> StoreError {
+    StoreError::Backend { reason: format!("the group commit answered {what} oddly"), retryable: false }
+}
+
 pub(crate) fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -426,14 +431,17 @@ pub(crate) fn random_u64() -> u64 {
 
 #[async_trait]
 impl Store for PostgresStore {
-    async fn create_run(&self, run: NewRun) -> Result<(), StoreError> {
-        self.submit(Write::Create(run)).await.map(|_| ())
+    async fn create_run(&self, run: NewRun) -> Result<Option<LeasedTask>, StoreError> {
+        match self.submit(Write::Create(run)).await? {
+            Reply::Created(leased) => Ok(leased),
+            Reply::Appended(_) => Err(odd_reply("a creation")),
+        }
     }
 
     async fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError> {
         match self.submit(Write::Append(req)).await? {
             Reply::Appended(o) => Ok(o),
-            Reply::Created => unreachable!("an append is answered with its outcome"),
+            Reply::Created(_) => Err(odd_reply("an append")),
         }
     }
 

@@ -511,8 +511,17 @@ fn recover(tree: &sled::Tree) -> Result<(State, Recovery, u64), StoreError> {
 
 #[async_trait]
 impl Store for SledStore {
-    async fn create_run(&self, run: NewRun) -> Result<(), StoreError> {
-        let result: Result<(), StoreError> = async { self.submit(Write::Create(run)).await.map(|_| ()) }.await;
+    async fn create_run(&self, run: NewRun) -> Result<Option<LeasedTask>, StoreError> {
+        let result = async {
+            match self.submit(Write::Create(run)).await? {
+                Done::Created(leased) => Ok(leased),
+                _ => Err(StoreError::Backend {
+                    reason: "the committer answered a creation oddly".into(),
+                    retryable: false,
+                }),
+            }
+        }
+        .await;
         self.locate(result)
     }
 

@@ -2,7 +2,9 @@
 //! Synchronous and free of I/O but for reads of the tree; the committer writes and flushes.
 
 use workflow_core::history::Event;
-use workflow_core::store::{AppendOutcome, AppendRequest, LeaseToken, LeasedTask, NewRun, RunStatus, TaskKey, TaskOp};
+use workflow_core::store::{
+    AppendOutcome, AppendRequest, EagerLease, LeaseToken, LeasedTask, NewRun, RunStatus, Task, TaskKey, TaskOp,
+};
 use workflow_core::{EventId, Payload, RunId, StoreError, Timestamp};
 
 use crate::codec::{decode, encode, LeaseMarker, RunRecord};
@@ -31,7 +33,7 @@ pub(crate) enum Write {
 
 /// What a write did.
 pub(crate) enum Done {
-    Created,
+    Created(Option<LeasedTask>),
     Appended(AppendOutcome),
     Heartbeat,
     Swept(usize),
@@ -46,7 +48,7 @@ pub(crate) struct Ctx<'a> {
 
 pub(crate) fn stage(op: &mut Op<'_>, cx: &mut Ctx<'_>, w: Write) -> Result<Done, StoreError> {
     match w {
-        Write::Create(run) => create_run(op, cx, run).map(|()| Done::Created),
+        Write::Create(run) => create_run(op, cx, run).map(Done::Created),
         Write::Append(req) => append(op, cx, req).map(Done::Appended),
         Write::Heartbeat { key, token, details, now, until } => {
             heartbeat(op, cx, &key, token, details, now, until).map(|()| Done::Heartbeat)
@@ -73,7 +75,7 @@ pub(crate) fn run_id_from(v: &[u8], key: impl FnOnce() -> String) -> Result<RunI
     }
 }
 
-fn create_run(op: &mut Op<'_>, cx: &mut Ctx<'_>, run: NewRun) -> Result<(), StoreError> {
+fn create_run(op: &mut Op<'_>, cx: &mut Ctx<'_>, run: NewRun) -> Result<Option<LeasedTask>, StoreError> {
     let wf = run.info.workflow_id.clone();
     if let Some(v) = op.get(&keys::workflow(&wf))? {
         let existing = run_id_from(&v, || format!("workflows/{wf}"))?;
@@ -97,7 +99,36 @@ fn create_run(op: &mut Op<'_>, cx: &mut Ctx<'_>, run: NewRun) -> Result<(), Stor
     op.put(keys::order(seq_no), run_id.as_str().as_bytes().to_vec());
     let rec = RunRecord { info, seq_no, last_time: run.time, next_attempt: 0 };
     op.put(keys::run(&run_id), encode("run", &rec)?);
-    op.upsert_task(&workflow_core::store::Task::workflow(&run_id, run.time))
+    let task = workflow_core::store::Task::workflow(&run_id, run.time);
+    op.upsert_task(&task)?;
+    let Some(l) = run.lease else { return Ok(None) };
+    let mut written = std::collections::HashMap::from([(task.key.clone(), task)]);
+    Ok(lease_eager(op, cx, l, &mut written)?.pop())
+}
+
+/// Leases the tasks `l` names that this write upserted (`written`) and that still exist
+/// (eager dispatch): a lease marker on disk, the lease itself in memory.
+fn lease_eager(
+    op: &mut Op<'_>,
+    cx: &mut Ctx<'_>,
+    l: EagerLease,
+    written: &mut std::collections::HashMap<TaskKey, Task>,
+) -> Result<Vec<LeasedTask>, StoreError> {
+    let mut leased = Vec::new();
+    for key in l.keys {
+        // Upserted by this write and not deleted again (as when the run closed).
+        let Some(task) = written.remove(&key) else { continue };
+        if !op.has_task(&key)? {
+            continue;
+        }
+        let token = cx.state.next_token();
+        let marker = LeaseMarker { instance: cx.instance.to_string(), owner: l.owner.clone(), since: Some(l.now) };
+        op.put(keys::lease(&key), encode("lease marker", &marker)?);
+        let until = l.now.add(task.lease_duration);
+        op.change(Change::Lease(key, Lease { token, until, owner: l.owner.clone(), since: l.now, rearmed: false }));
+        leased.push(LeasedTask { task, token, previous_lease_lost: false, previous_holder: None });
+    }
+    Ok(leased)
 }
 
 fn append(op: &mut Op<'_>, cx: &mut Ctx<'_>, req: AppendRequest) -> Result<AppendOutcome, StoreError> {
@@ -170,22 +201,10 @@ fn append(op: &mut Op<'_>, cx: &mut Ctx<'_>, req: AppendRequest) -> Result<Appen
         op.put(keys::attempt(&run_id, rec.next_attempt), encode("attempt", &a)?);
         rec.next_attempt += 1;
     }
-    let mut leased = Vec::new();
-    if let Some(l) = req.lease {
-        for key in l.keys {
-            // Upserted by this append and not deleted again (as when the run closed).
-            let Some(task) = written.remove(&key) else { continue };
-            if !op.has_task(&key)? {
-                continue;
-            }
-            let token = cx.state.next_token();
-            let marker = LeaseMarker { instance: cx.instance.to_string(), owner: l.owner.clone(), since: Some(l.now) };
-            op.put(keys::lease(&key), encode("lease marker", &marker)?);
-            let until = l.now.add(task.lease_duration);
-            op.change(Change::Lease(key, Lease { token, until, owner: l.owner.clone(), since: l.now, rearmed: false }));
-            leased.push(LeasedTask { task, token, previous_lease_lost: false, previous_holder: None });
-        }
-    }
+    let leased = match req.lease {
+        Some(l) => lease_eager(op, cx, l, &mut written)?,
+        None => Vec::new(),
+    };
     if appended > 0 {
         rec.last_time = time;
     }

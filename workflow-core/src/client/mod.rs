@@ -156,12 +156,22 @@ pub struct Client {
     limits: Limits,
     registered: Option<Arc<Vec<String>>>,
     close_watch: Arc<std::sync::OnceLock<Option<Arc<CloseWatch>>>>,
-    /// The worker whose workflow code answers queries (clients from a running worker).
-    queries: Option<std::sync::Weak<dyn QueryServer>>,
+    /// The running worker this client came from: its workflow code answers queries and
+    /// validates updates, and it runs the first workflow task of the runs this client starts.
+    worker: Option<std::sync::Weak<dyn WorkerLink>>,
 }
 
-/// Answers a query from a run's history with the workflow code it knows.
-pub(crate) trait QueryServer: Send + Sync {
+/// What a client asks of the running worker it came from.
+pub(crate) trait WorkerLink: Send + Sync {
+    /// Reserves a free workflow-task slot for the first workflow task of a run of
+    /// `workflow_type` (eager workflow start): the lease holder to name and the slot, or
+    /// `None` when the worker does not run the type, has no free slot or is shutting down.
+    fn reserve_workflow_slot(&self, workflow_type: &str) -> Option<(String, tokio::sync::OwnedSemaphorePermit)>;
+
+    /// Runs a workflow task leased to this worker in the slot reserved for it.
+    fn run_leased(self: Arc<Self>, task: crate::store::LeasedTask, slot: tokio::sync::OwnedSemaphorePermit);
+
+    /// Answers a query from a run's history with the workflow code it knows.
     fn answer(
         &self,
         run: &RunInfo,
@@ -191,13 +201,13 @@ impl Client {
             limits: Limits::default(),
             registered: None,
             close_watch: Arc::default(),
-            queries: None,
+            worker: None,
         }
     }
 
-    /// Answers queries with `server`'s workflow code.
-    pub(crate) fn with_queries(mut self, server: std::sync::Weak<dyn QueryServer>) -> Self {
-        self.queries = Some(server);
+    /// Links the client to a running worker (see [`WorkerLink`]).
+    pub(crate) fn with_worker(mut self, server: std::sync::Weak<dyn WorkerLink>) -> Self {
+        self.worker = Some(server);
         self
     }
 
@@ -217,7 +227,7 @@ impl Client {
         args: Q::Args,
     ) -> Result<Q::Output, crate::error::QueryError> {
         use crate::error::QueryError;
-        let server = self.queries.as_ref().and_then(std::sync::Weak::upgrade).ok_or(QueryError::NoWorkflowCode)?;
+        let server = self.worker.as_ref().and_then(std::sync::Weak::upgrade).ok_or(QueryError::NoWorkflowCode)?;
         let info = self
             .store
             .current_run(workflow_id)
@@ -306,11 +316,25 @@ impl Client {
                 }
             }
         }
+        // Eager workflow start: a client of a running worker with a free slot has the run's
+        // first workflow task leased to that worker in the creating write, and runs it at
+        // once, without a round through the store's queue.
+        let worker = self.worker.as_ref().and_then(std::sync::Weak::upgrade);
+        let slot = worker.as_ref().and_then(|w| w.reserve_workflow_slot(W::NAME));
+        let run = match &slot {
+            Some((owner, _)) => run.lease_to(owner.clone(), now),
+            None => run,
+        };
         // A run terminated to make room may be replaced by a racing start: a few tries.
         let mut tries = 0;
         loop {
             match self.store.create_run(run.clone()).await {
-                Ok(()) => return Ok(self.handle_for_run(workflow_id, Some(run_id))),
+                Ok(leased) => {
+                    if let (Some(task), Some(w), Some((_, permit))) = (leased, worker, slot) {
+                        w.run_leased(task, permit);
+                    }
+                    return Ok(self.handle_for_run(workflow_id, Some(run_id)));
+                }
                 Err(StoreError::AlreadyExists { workflow_id, run_id: open }) => match options.id_conflict_policy {
                     IdConflictPolicy::UseExisting => return Ok(self.handle_for_run(&workflow_id, Some(open))),
                     IdConflictPolicy::TerminateExisting if tries < 3 => {

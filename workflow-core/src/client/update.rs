@@ -4,7 +4,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::{Client, QueryServer};
+use super::{Client, WorkerLink};
 use crate::error::{StoreError, UpdateError};
 use crate::history::{EventKind, UpdateOutcome};
 use crate::ids::{validate_id, RunId};
@@ -58,7 +58,7 @@ impl Client {
         validate_id("update id", update_id, self.limits.max_id_bytes)?;
         let args = Payload::encode(&args)?;
         args.check_size(&format!("arguments of update {}", U::NAME), self.limits.max_payload_bytes)?;
-        let server = self.queries.as_ref().and_then(std::sync::Weak::upgrade).ok_or(UpdateError::NoWorkflowCode)?;
+        let server = self.worker.as_ref().and_then(std::sync::Weak::upgrade).ok_or(UpdateError::NoWorkflowCode)?;
         let run = self.accept_update(&server, workflow_id, update_id, U::NAME, args).await?;
         Ok(UpdateHandle { client: self.clone(), run, update_id: update_id.to_string(), _u: PhantomData })
     }
@@ -81,7 +81,7 @@ impl Client {
     /// Validates the update and records it in the open run, or finds it already recorded.
     async fn accept_update(
         &self,
-        server: &Arc<dyn QueryServer>,
+        server: &Arc<dyn WorkerLink>,
         workflow_id: &str,
         update_id: &str,
         name: &str,

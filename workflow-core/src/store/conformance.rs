@@ -41,6 +41,7 @@ where
     task_for_another_run_survives_close(make().await).await;
     eager_lease_in_the_same_write(make().await).await;
     eager_lease_expires_as_lost(make().await).await;
+    eager_lease_of_a_new_run(make().await).await;
     concurrent_appends_fail_alone(make().await).await;
 }
 
@@ -514,6 +515,49 @@ async fn eager_lease_expires_as_lost(store: Arc<dyn Store>) {
     let stale =
         store.append(AppendRequest::new(run_id.clone(), later).complete(timer.key.clone(), out.leased[0].token));
     assert!(matches!(stale.await, Err(StoreError::LeaseLost { .. })), "the dead holder's token is fenced off");
+}
+
+async fn eager_lease_of_a_new_run(store: Arc<dyn Store>) {
+    let plain = store.create_run(new_run("plain-start", "T", T0)).await.unwrap();
+    assert!(plain.is_none(), "a creation without a lease leases nothing");
+    let run = new_run("eager-start", "T", T0);
+    let run_id = run.info.run_id.clone();
+    let leased = store
+        .create_run(run.lease_to("starter", T0))
+        .await
+        .unwrap()
+        .expect("the creating write leases the run's first workflow task");
+    assert_eq!(leased.task.key, TaskKey::workflow(&run_id));
+    assert!(!leased.previous_lease_lost);
+    let visible = store.lease_tasks(TaskQueue::Workflow, T0, 10, "poller").await.unwrap();
+    assert!(
+        visible.iter().all(|t| t.task.run_id != run_id),
+        "a workflow task leased by its run's creation is not leased again through the queue: {visible:?}"
+    );
+    let pending = store.list_tasks(&run_id).await.unwrap();
+    let holder = pending.iter().find(|p| p.task.key == leased.task.key).and_then(|p| p.lease.clone());
+    assert_eq!(holder.map(|l| l.0), Some("starter".to_string()), "list_tasks shows the eager start's holder");
+
+    // A creation refused (the id has an open run) leases nothing and leaves the open run's
+    // task as it was.
+    let again = store.create_run(new_run("eager-start", "T", T0).lease_to("other", T0)).await;
+    assert!(matches!(again, Err(StoreError::AlreadyExists { .. })), "{again:?}");
+    let pending = store.list_tasks(&run_id).await.unwrap();
+    let holder = pending.iter().find(|p| p.task.key == leased.task.key).and_then(|p| p.lease.clone());
+    assert_eq!(holder.map(|l| l.0), Some("starter".to_string()), "a refused creation takes no lease");
+
+    // The holder dies: the lease expires and the task is taken over as lost; the old token
+    // is fenced off.
+    let later = T0.add(WORKFLOW_TASK_LEASE).add(Duration::from_millis(1));
+    let taken = store.lease_tasks(TaskQueue::Workflow, later, 10, "survivor").await.unwrap();
+    let t = taken.iter().find(|t| t.task.run_id == run_id).expect("an expired eager start is visible again");
+    assert!(t.previous_lease_lost, "an expired eager start is reported as lost");
+    let stale = store.append(AppendRequest::new(run_id.clone(), later).complete(leased.task.key.clone(), leased.token));
+    assert!(matches!(stale.await, Err(StoreError::LeaseLost { .. })), "the dead starter's token is fenced off");
+    store
+        .append(AppendRequest::new(run_id.clone(), later).complete(t.task.key.clone(), t.token))
+        .await
+        .expect("the survivor's token completes the task");
 }
 
 async fn concurrent_appends_fail_alone(store: Arc<dyn Store>) {

@@ -127,6 +127,32 @@ impl Inner {
         }
     }
 
+    /// Leases the tasks `l` names that `written(key)` says this write upserted and that
+    /// still exist (eager dispatch).
+    fn lease_eager(&mut self, l: EagerLease, written: impl Fn(&TaskKey) -> bool) -> Vec<LeasedTask> {
+        let mut leased = Vec::new();
+        for key in l.keys {
+            if !written(&key) || !self.tasks.contains_key(&key) {
+                continue;
+            }
+            self.index_remove(&key);
+            self.next_token += 1;
+            let token = self.next_token;
+            let row = self.tasks.get_mut(&key).expect("checked above");
+            row.leased_version = row.version;
+            row.lease =
+                Some(Lease { token, until: l.now.add(row.task.lease_duration), owner: l.owner.clone(), since: l.now });
+            leased.push(LeasedTask {
+                task: row.task.clone(),
+                token,
+                previous_lease_lost: false,
+                previous_holder: None,
+            });
+            self.index_insert(&key);
+        }
+        leased
+    }
+
     fn check_lease(&self, key: &TaskKey, token: LeaseToken) -> Result<(), StoreError> {
         match self.tasks.get(key).and_then(|r| r.lease.as_ref()) {
             Some(l) if l.token == token => Ok(()),
@@ -137,7 +163,7 @@ impl Inner {
 
 #[async_trait]
 impl Store for MemoryStore {
-    async fn create_run(&self, run: NewRun) -> Result<(), StoreError> {
+    async fn create_run(&self, run: NewRun) -> Result<Option<LeasedTask>, StoreError> {
         let mut g = self.lock();
         if let Some(existing) = g.by_workflow.get(&run.info.workflow_id) {
             if let Some(row) = g.runs.get(existing) {
@@ -165,10 +191,13 @@ impl Store for MemoryStore {
             run_id.clone(),
             RunRow { info, events: vec![Event { id: 1, time: run.time, kind: run.started }], seq_no },
         );
-        g.upsert(Task::workflow(&run_id, run.time));
+        let task = Task::workflow(&run_id, run.time);
+        let key = task.key.clone();
+        g.upsert(task);
+        let leased = run.lease.map(|l| g.lease_eager(l, |k| *k == key)).unwrap_or_default();
         drop(g);
         self.notify.notify_waiters();
-        Ok(())
+        Ok(leased.into_iter().next())
     }
 
     async fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError> {
@@ -240,32 +269,10 @@ impl Store for MemoryStore {
         if let Some(a) = req.attempt {
             g.attempts.entry(req.run_id.clone()).or_default().push(a);
         }
-        let mut leased = Vec::new();
-        if let Some(l) = req.lease {
-            for key in l.keys {
-                if !upserted.contains(&key) || !g.tasks.contains_key(&key) {
-                    continue;
-                }
-                g.index_remove(&key);
-                g.next_token += 1;
-                let token = g.next_token;
-                let row = g.tasks.get_mut(&key).expect("checked above");
-                row.leased_version = row.version;
-                row.lease = Some(Lease {
-                    token,
-                    until: l.now.add(row.task.lease_duration),
-                    owner: l.owner.clone(),
-                    since: l.now,
-                });
-                leased.push(LeasedTask {
-                    task: row.task.clone(),
-                    token,
-                    previous_lease_lost: false,
-                    previous_holder: None,
-                });
-                g.index_insert(&key);
-            }
-        }
+        let leased = match req.lease {
+            Some(l) => g.lease_eager(l, |k| upserted.contains(k)),
+            None => Vec::new(),
+        };
         self.notify.notify_waiters();
         if closed.is_some() {
             // No receiver is fine: nobody waits.

@@ -51,7 +51,12 @@ use crate::time::Timestamp;
 pub trait Store: Send + Sync + 'static {
     /// Creates a run: its `WorkflowStarted` event and its first workflow task, atomically.
     /// Fails with [`StoreError::AlreadyExists`] when the workflow id has an open run.
-    async fn create_run(&self, run: NewRun) -> Result<(), StoreError>;
+    ///
+    /// With [`NewRun::lease`] naming the run's workflow task, that task is leased to its
+    /// owner in the same write and returned (eager workflow start); otherwise `None`. After a
+    /// crash such a task is visible again and its next lease reports `previous_lease_lost`.
+    /// Creations share writes with appends (group commit) under the same rules.
+    async fn create_run(&self, run: NewRun) -> Result<Option<LeasedTask>, StoreError>;
 
     /// Appends events to a run together with the task changes they cause, atomically.
     ///

@@ -562,6 +562,11 @@ pub struct NewRun {
     pub started: EventKind,
     /// Its time.
     pub time: Timestamp,
+    /// Leases the run's first workflow task in the same write that creates it (eager
+    /// workflow start): the worker that asked runs it at once, without going back to the
+    /// store. [`Store::create_run`](super::Store::create_run) returns the lease. Only the
+    /// run's workflow task ([`TaskKey::workflow`]) can be named.
+    pub lease: Option<EagerLease>,
 }
 
 impl NewRun {
@@ -592,7 +597,16 @@ impl NewRun {
                 start: RunStart::plain(),
             },
             time,
+            lease: None,
         }
+    }
+
+    /// Leases the run's first workflow task to `owner` from `now` in the write that creates
+    /// the run (see [`NewRun::lease`]).
+    pub fn lease_to(mut self, owner: impl Into<String>, now: Timestamp) -> Self {
+        let key = TaskKey::workflow(&self.info.run_id);
+        self.lease = Some(EagerLease { owner: owner.into(), now, keys: vec![key] });
+        self
     }
 
     /// Sets the parent (on the info and the event).

@@ -28,8 +28,11 @@ pub struct StoreCalls {
     pub workflow_leases: u64,
     /// `lease_tasks` calls on the activity queue that leased something.
     pub activity_leases: u64,
-    /// Tasks leased eagerly by appends.
+    /// Tasks leased eagerly by the appends that created them (eager dispatch).
     pub eager_leases: u64,
+    /// First workflow tasks leased by the `create_run` that created their run (eager
+    /// workflow start).
+    pub eager_starts: u64,
     /// `heartbeat` calls.
     pub heartbeats: u64,
     /// `read_history` calls.
@@ -51,6 +54,7 @@ struct Counters {
     workflow_leases: AtomicU64,
     activity_leases: AtomicU64,
     eager_leases: AtomicU64,
+    eager_starts: AtomicU64,
     heartbeats: AtomicU64,
     history_reads: AtomicU64,
 }
@@ -112,6 +116,7 @@ impl CountingStore {
             workflow_leases: l(&self.n.workflow_leases),
             activity_leases: l(&self.n.activity_leases),
             eager_leases: l(&self.n.eager_leases),
+            eager_starts: l(&self.n.eager_starts),
             heartbeats: l(&self.n.heartbeats),
             history_reads: l(&self.n.history_reads),
         }
@@ -124,11 +129,12 @@ fn bump(a: &AtomicU64, by: u64) {
 
 #[async_trait]
 impl Store for CountingStore {
-    async fn create_run(&self, run: NewRun) -> Result<(), StoreError> {
+    async fn create_run(&self, run: NewRun) -> Result<Option<LeasedTask>, StoreError> {
         bump(&self.n.creates, 1);
-        self.inner.create_run(run).await?;
+        let leased = self.inner.create_run(run).await?;
+        bump(&self.n.eager_starts, leased.is_some() as u64);
         self.wrote();
-        Ok(())
+        Ok(leased)
     }
 
     async fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError> {

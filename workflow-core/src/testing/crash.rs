@@ -151,7 +151,7 @@ impl FaultyStore {
 
 #[async_trait]
 impl Store for FaultyStore {
-    async fn create_run(&self, run: NewRun) -> Result<(), StoreError> {
+    async fn create_run(&self, run: NewRun) -> Result<Option<LeasedTask>, StoreError> {
         self.write(self.inner.create_run(run)).await
     }
 
@@ -596,7 +596,7 @@ where
         }
         let client = crate::client::Client::new(inner.clone())
             .with_clock(Arc::new(clock.clone()))
-            .with_queries(first.query_server());
+            .with_worker(first.worker_link());
         if inner.current_run("simulated").await.ok().flatten().is_none() {
             // The start itself failed before it was written (a refused write): the caller
             // saw an error and starts again, as an application would.

@@ -64,7 +64,7 @@ pub(crate) async fn start_child(inner: &Arc<Inner>, task: LeasedTask, st: StartC
     }
 }
 
-async fn start_outcome(inner: &Inner, st: &StartChildTask, parent: &ParentRef) -> Result<EventKind, StoreError> {
+async fn start_outcome(inner: &Arc<Inner>, st: &StartChildTask, parent: &ParentRef) -> Result<EventKind, StoreError> {
     let seq = st.seq;
     if !inner.registry.workflows.contains_key(&st.workflow_type) {
         return Ok(EventKind::ChildWorkflowStartFailed {
@@ -88,7 +88,7 @@ async fn start_outcome(inner: &Inner, st: &StartChildTask, parent: &ParentRef) -
         .parent(Some(parent.clone()))
         .start(st.start.clone())
         .seed(uuid::Uuid::new_v4().as_u64_pair().0);
-    match inner.store.create_run(run).await {
+    match super::create_run(inner, run).await {
         Ok(()) => Ok(EventKind::ChildWorkflowStarted { seq, run_id }),
         Err(StoreError::AlreadyExists { run_id: other, .. }) => match inner.store.get_run(&other).await? {
             Some(info) if is_ours(&info) => Ok(EventKind::ChildWorkflowStarted { seq, run_id: other }),
@@ -215,13 +215,13 @@ async fn finish_run_task(inner: &Inner, task: &LeasedTask, result: Result<(), St
 }
 
 /// Creates a successor run (continue-as-new or a retry) whose task this is.
-pub(crate) async fn start_run(inner: &Inner, task: LeasedTask, st: crate::store::StartRunTask) {
+pub(crate) async fn start_run(inner: &Arc<Inner>, task: LeasedTask, st: crate::store::StartRunTask) {
     let run_id = task.task.run_id.clone();
     let run = NewRun::new(run_id.clone(), &st.workflow_type, &st.workflow_id, st.input.clone(), st.start_at)
         .parent(st.parent.clone())
         .start(st.start.clone())
         .seed(uuid::Uuid::new_v4().as_u64_pair().0);
-    match inner.store.create_run(run).await {
+    match super::create_run(inner, run).await {
         Ok(()) => {}
         Err(StoreError::AlreadyExists { run_id: existing, .. }) if existing == run_id => {}
         Err(StoreError::AlreadyExists { run_id: other, workflow_id }) => {

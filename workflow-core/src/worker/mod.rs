@@ -326,6 +326,16 @@ impl Inner {
         *self.shutdown.borrow()
     }
 
+    /// A free workflow-task slot for the first workflow task of a new run of `workflow_type`
+    /// (eager workflow start), unless this worker does not run the type, has no free slot or
+    /// is shutting down.
+    fn reserve_workflow_slot(&self, workflow_type: &str) -> Option<OwnedSemaphorePermit> {
+        if self.is_shutting_down() || !self.registry.workflows.contains_key(workflow_type) {
+            return None;
+        }
+        self.workflow_permits.clone().try_acquire_owned().ok()
+    }
+
     /// Serializes work on one run within this worker, so that its cached machine sees one
     /// task at a time.
     async fn lock_run(&self, run_id: &RunId) -> RunLock<'_> {
@@ -384,9 +394,18 @@ async fn poll_loop(inner: Arc<Inner>, queue: TaskQueue, starting: Option<crate::
         if inner.is_shutting_down() {
             return;
         }
-        let first = tokio::select! {
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-            _ = shutdown.changed() => return,
+        let first = match permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                // Waiting for a slot is waiting: a test clock may skip meanwhile (every slot
+                // may be held by attempts that only a timeout ends, or, at start, by tasks
+                // leased eagerly before this loop first ran).
+                drop(starting.take());
+                tokio::select! {
+                    p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+                    _ = shutdown.changed() => return,
+                }
+            }
         };
         let active = inner.holds.as_ref().map(crate::testing::TestClock::hold);
         drop(starting.take());
@@ -513,6 +532,23 @@ pub(crate) fn dispatch_eager(
     }
 }
 
+/// Creates `run`; when this worker has a free workflow-task slot, the creating write also
+/// leases the run's first workflow task to it, and the task runs at once (eager workflow
+/// start, for the runs a worker creates: children, continue-as-new, retries).
+pub(crate) async fn create_run(inner: &Arc<Inner>, run: crate::store::NewRun) -> Result<(), crate::error::StoreError> {
+    let now = inner.clock.now();
+    // A run that starts later (a retry after its backoff) waits in the queue until then.
+    let slot = if run.time <= now { inner.reserve_workflow_slot(&run.info.workflow_type) } else { None };
+    let run = match slot {
+        Some(_) => run.lease_to(inner.options.identity.clone(), now),
+        None => run,
+    };
+    if let (Some(task), Some(permit)) = (inner.store.create_run(run).await?, slot) {
+        spawn_task(inner, task, permit);
+    }
+    Ok(())
+}
+
 async fn handle_task(inner: &Arc<Inner>, task: LeasedTask) {
     match task.task.queue() {
         TaskQueue::Workflow => workflow_tasks::handle(inner, task).await,
@@ -535,12 +571,12 @@ impl RunningWorker {
             .with_clock(self.inner.clock.clone())
             .with_limits(self.inner.options.limits.clone())
             .with_registered(self.inner.registry.workflow_names_list())
-            .with_queries(self.query_server())
+            .with_worker(self.worker_link())
     }
 
     /// This worker's workflow code, to answer queries and validate updates with.
-    pub(crate) fn query_server(&self) -> std::sync::Weak<dyn crate::client::QueryServer> {
-        let server: Arc<dyn crate::client::QueryServer> = self.inner.clone();
+    pub(crate) fn worker_link(&self) -> std::sync::Weak<dyn crate::client::WorkerLink> {
+        let server: Arc<dyn crate::client::WorkerLink> = self.inner.clone();
         Arc::downgrade(&server)
     }
 
@@ -611,7 +647,16 @@ impl Drop for RunningWorker {
     }
 }
 
-impl crate::client::QueryServer for Inner {
+impl crate::client::WorkerLink for Inner {
+    fn reserve_workflow_slot(&self, workflow_type: &str) -> Option<(String, OwnedSemaphorePermit)> {
+        let permit = self.reserve_workflow_slot(workflow_type)?;
+        Some((self.options.identity.clone(), permit))
+    }
+
+    fn run_leased(self: Arc<Self>, task: LeasedTask, slot: OwnedSemaphorePermit) {
+        spawn_task(&self, task, slot);
+    }
+
     fn answer(
         &self,
         run: &crate::store::RunInfo,
