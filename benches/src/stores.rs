@@ -96,11 +96,13 @@ impl Measured {
             store,
             "store calls that write, per activity step",
             format!(
-                "{} ({} appends, {} creates, {} queue leases, {} eager leases)",
+                "{} ({} appends, {} creates of which {} eager starts, {} workflow / {} activity queue leases, {} eager leases)",
                 per(calls.writes()),
                 calls.appends,
                 calls.creates,
-                calls.workflow_leases + calls.activity_leases,
+                calls.eager_starts,
+                calls.workflow_leases,
+                calls.activity_leases,
                 calls.eager_leases
             ),
         )];
