@@ -8,9 +8,10 @@ use tracing::{debug, info_span, warn, Instrument};
 use super::executor::Advance;
 use super::{children, closing, Inner};
 use crate::error::{Failure, StoreError, WorkflowTaskError};
-use crate::history::EventKind;
+use crate::history::{Event, EventKind};
 use crate::ids::{EventId, RunId, Seq};
 use crate::options::{LEASE_MARGIN, MAX_LOCAL_ACTIVITY};
+use crate::replay::Activation;
 use crate::store::{
     ActivityTask, AppendRequest, AttemptRecord, ExternalAction, ExternalTask, LeasedTask, Task, TaskKey, TaskKind,
     TaskOp,
@@ -181,95 +182,20 @@ async fn process_run_inner(inner: &Arc<Inner>, run_id: RunId, trigger: Trigger) 
             Ok(Advance::Ready { activation, base, inputs, workflow_id }) => (activation, base, inputs, workflow_id),
         };
         tracing::Span::current().record("workflow_id", workflow_id.as_str());
-        let mut new_events = std::mem::take(&mut activation.new_events);
-        for e in &mut new_events {
-            // A workflow's failure is recorded within the engine's bounds.
-            if let EventKind::WorkflowFailed { failure, .. } = e {
-                *failure = std::mem::replace(failure, Failure::new("", "")).bounded();
+        let write = Write { run_id: &run_id, workflow_id: &workflow_id, base, now };
+        let req = match write.plan(inner, &trigger, &mut activation, extra, first_event).await {
+            Ok(req) => req,
+            Err(e) => {
+                evict(inner, &run_id);
+                warn!(error = %e, "preparing the workflow task's write failed; retried later");
+                return;
             }
-        }
-        let cap = inner.options.limits.max_history_events;
-        // Keep room for the outcome that may arrive with the next task (started + outcome) and
-        // the terminal event, so a capped history still ends within the cap.
-        if base + (extra.len() + new_events.len()) as EventId + 3 > cap {
-            evict(inner, &run_id);
-            new_events = vec![EventKind::WorkflowFailed {
-                next_run: None,
-                failure: Failure::new(
-                    "HistoryLimitExceeded",
-                    format!("history would exceed {cap} events (Limits::max_history_events); use continue-as-new to start a fresh run with the state carried over"),
-                ),
-            }];
-        }
-        let mut events = extra.clone();
-        events.extend(new_events.iter().cloned());
-        let events = &mut events;
-        let task = trigger.task();
-        let mut ops = task_ops(&run_id, &workflow_id, now, &new_events);
-        if events.last().is_some_and(EventKind::is_terminal) {
-            // Closing needs the whole history: the parent, the open children.
-            let full = match inner.store.read_history(&run_id, 0).await {
-                Ok(h) => h,
-                Err(e) => {
-                    evict(inner, &run_id);
-                    warn!(error = %e, "reading the run's history failed; retried later");
-                    return;
-                }
-            };
-            {
-                let n = events.len() - 1;
-                let mut terminal = events[n].clone();
-                ops.extend(closing::plan_close(&run_id, &full, &events[..n], &mut terminal, now));
-                events[n] = terminal.clone();
-                if let Some(l) = new_events.last_mut() {
-                    *l = terminal;
-                }
-            }
-        } else if let Some(first) = first_event {
-            // A run's first activation (and any replay) arms its run timeout: an idempotent
-            // upsert of the same task.
-            let started = closing::Started::of(Some(&first.kind));
-            if let Some(deadline) = started.and_then(|s| s.start.deadline(first.time)) {
-                ops.push(TaskOp::Upsert(Task {
-                    key: TaskKey::run_timeout(&run_id),
-                    run_id: run_id.clone(),
-                    visible_at: deadline,
-                    lease_duration: crate::store::WORKFLOW_TASK_LEASE,
-                    kind: TaskKind::RunTimeout,
-                }));
-            }
-        }
-        if new_events.iter().any(|e| matches!(e, EventKind::ActivityCancelRequested { .. })) {
-            match flag_cancel_requested(inner, &run_id, now, &new_events, &mut ops).await {
-                Ok(flagged) => ops.extend(flagged),
-                Err(e) => {
-                    evict(inner, &run_id);
-                    warn!(error = %e, "reading the tasks to cancel failed; retried later");
-                    return;
-                }
-            }
-        }
-        if activation.local_pending && !events.last().is_some_and(EventKind::is_terminal) {
-            // A local activity has no task of its own: if this worker dies before recording
-            // it, this workflow task wakes the run again after the longest a local activity
-            // may take, and the replay asks for it again.
-            ops.push(TaskOp::Upsert(Task::workflow(&run_id, now.add(MAX_LOCAL_ACTIVITY + LEASE_MARGIN))));
-        }
-        let mut req = AppendRequest::new(run_id.clone(), now).expect_last(base).events(std::mem::take(events));
-        if let Some(task) = task {
-            req = req.complete(task.task.key.clone(), task.token);
-        }
-        req.task_ops = ops;
-        if let Some(a) = trigger.attempt() {
-            req = req.attempt(a);
-        }
-        // A successful workflow task clears any earlier stuck reason.
-        req = req.task_failure(None);
+        };
         let eager = eager_slots(inner, &req.task_ops);
-        if !eager.is_empty() {
-            let keys = eager.iter().map(|(k, _)| k.clone()).collect();
-            req = req.lease_to(inner.options.identity.clone(), now, keys);
-        }
+        let req = match eager.is_empty() {
+            true => req,
+            false => req.lease_to(inner.options.identity.clone(), now, eager.iter().map(|(k, _)| k.clone()).collect()),
+        };
         match inner.store.append(req).await {
             // The cached run learns its own commands from the next history delta, like any
             // other events. Activities leased by the append start at once.
@@ -310,6 +236,104 @@ async fn process_run_inner(inner: &Arc<Inner>, run_id: RunId, trigger: Trigger) 
         return;
     }
     warn!("workflow task kept conflicting with concurrent appends; leaving it for a later attempt");
+}
+
+/// The write a workflow task makes: its run, where the history stood, and when.
+struct Write<'a> {
+    run_id: &'a RunId,
+    workflow_id: &'a str,
+    /// The last event id the code saw (the append's optimistic check).
+    base: EventId,
+    now: Timestamp,
+}
+
+impl Write<'_> {
+    /// The append for an activation: the trigger's inputs, the code's commands (bounded and
+    /// capped), the tasks they cause, the trigger's lease completion and attempt record.
+    async fn plan(
+        &self,
+        inner: &Inner,
+        trigger: &Trigger,
+        activation: &mut Activation,
+        extra: Vec<EventKind>,
+        first_event: Option<Event>,
+    ) -> Result<AppendRequest, StoreError> {
+        let (run_id, now) = (self.run_id, self.now);
+        let mut new_events = self.commands(inner, activation, extra.len());
+        let mut events = extra;
+        events.extend(new_events.iter().cloned());
+        let mut ops = task_ops(run_id, self.workflow_id, now, &new_events);
+        if events.last().is_some_and(EventKind::is_terminal) {
+            // Closing needs the whole history: the parent, the open children.
+            let full = inner.store.read_history(run_id, 0).await?;
+            let n = events.len() - 1;
+            let mut terminal = events[n].clone();
+            ops.extend(closing::plan_close(run_id, &full, &events[..n], &mut terminal, now));
+            events[n] = terminal.clone();
+            if let Some(l) = new_events.last_mut() {
+                *l = terminal;
+            }
+        } else if let Some(first) = first_event {
+            // A run's first activation (and any replay) arms its run timeout: an idempotent
+            // upsert of the same task.
+            let started = closing::Started::of(Some(&first.kind));
+            if let Some(deadline) = started.and_then(|s| s.start.deadline(first.time)) {
+                ops.push(TaskOp::Upsert(Task {
+                    key: TaskKey::run_timeout(run_id),
+                    run_id: run_id.clone(),
+                    visible_at: deadline,
+                    lease_duration: crate::store::WORKFLOW_TASK_LEASE,
+                    kind: TaskKind::RunTimeout,
+                }));
+            }
+        }
+        if new_events.iter().any(|e| matches!(e, EventKind::ActivityCancelRequested { .. })) {
+            let flagged = flag_cancel_requested(inner, run_id, now, &new_events, &mut ops).await?;
+            ops.extend(flagged);
+        }
+        if activation.local_pending && !events.last().is_some_and(EventKind::is_terminal) {
+            // A local activity has no task of its own: if this worker dies before recording
+            // it, this workflow task wakes the run again after the longest a local activity
+            // may take, and the replay asks for it again.
+            ops.push(TaskOp::Upsert(Task::workflow(run_id, now.add(MAX_LOCAL_ACTIVITY + LEASE_MARGIN))));
+        }
+        let mut req = AppendRequest::new(run_id.clone(), now).expect_last(self.base).events(events);
+        if let Some(task) = trigger.task() {
+            req = req.complete(task.task.key.clone(), task.token);
+        }
+        req.task_ops = ops;
+        if let Some(a) = trigger.attempt() {
+            req = req.attempt(a);
+        }
+        // A successful workflow task clears any earlier stuck reason.
+        Ok(req.task_failure(None))
+    }
+
+    /// The code's new commands, a workflow failure bounded; replaced by a failure when they
+    /// would take the history past its cap.
+    fn commands(&self, inner: &Inner, activation: &mut Activation, inputs: usize) -> Vec<EventKind> {
+        let mut new_events = std::mem::take(&mut activation.new_events);
+        for e in &mut new_events {
+            // A workflow's failure is recorded within the engine's bounds.
+            if let EventKind::WorkflowFailed { failure, .. } = e {
+                *failure = std::mem::replace(failure, Failure::new("", "")).bounded();
+            }
+        }
+        let cap = inner.options.limits.max_history_events;
+        // Keep room for the outcome that may arrive with the next task (started + outcome) and
+        // the terminal event, so a capped history still ends within the cap.
+        if self.base + (inputs + new_events.len()) as EventId + 3 > cap {
+            evict(inner, self.run_id);
+            new_events = vec![EventKind::WorkflowFailed {
+                next_run: None,
+                failure: Failure::new(
+                    "HistoryLimitExceeded",
+                    format!("history would exceed {cap} events (Limits::max_history_events); use continue-as-new to start a fresh run with the state carried over"),
+                ),
+            }];
+        }
+        new_events
+    }
 }
 
 /// Activity tasks among `ops` that this worker can start at once (eager dispatch): it runs
