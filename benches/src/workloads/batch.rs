@@ -151,7 +151,7 @@ pub async fn run(rows: u64, large: Option<u64>) -> anyhow::Result<Vec<Row>> {
     let mut out = vec![
         Row::new("W3 batch", "-", format!("baseline, plain tokio ({size}, best of 2)"), human(base)),
         Row::new("W3 batch", "sled", format!("durable batch ({size}, best of 2)"), human(dur)),
-        Row::new("W3 batch", "sled", "durable / baseline", format!("{ratio:.2} x")).target("≤ 1.25 x", ratio <= 1.25),
+        Row::new("W3 batch", "sled", "durable / baseline", format!("{ratio:.2} x")).target("≤ 1.10 x", ratio <= 1.10),
         Row::new("W3 batch", "sled", "durable rows/s", grouped(rate(dur_rows, dur))),
     ];
     if let Some(large) = large {
