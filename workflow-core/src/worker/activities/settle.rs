@@ -60,33 +60,10 @@ pub(super) async fn settle(
                     finish(inner, leased, &a, EventKind::ActivityCompleted { seq: a.seq, result: p }, rec).await;
                     return;
                 }
-                Err(e) => {
-                    let error = ActivityError::non_retryable("PayloadTooLarge", e.to_string());
-                    let seq = a.seq;
-                    let ty = a.activity_type.clone();
-                    (
-                        error.clone(),
-                        AttemptOutcome::Failed { error },
-                        Box::new(move |n, error| EventKind::ActivityFailed {
-                            seq,
-                            failure: ActivityFailure::Failed { activity_type: ty, attempts: n, error },
-                        }),
-                    )
-                }
+                Err(e) => failed(&a, ActivityError::non_retryable("PayloadTooLarge", e.to_string())),
             }
         }
-        AttemptResult::Err(error) => {
-            let seq = a.seq;
-            let ty = a.activity_type.clone();
-            (
-                error.clone(),
-                AttemptOutcome::Failed { error },
-                Box::new(move |n, error| EventKind::ActivityFailed {
-                    seq,
-                    failure: ActivityFailure::Failed { activity_type: ty, attempts: n, error },
-                }),
-            )
-        }
+        AttemptResult::Err(error) => failed(&a, error),
         AttemptResult::TimedOut(kind) => {
             let seq = a.seq;
             let ty = a.activity_type.clone();
@@ -185,6 +162,20 @@ pub(super) fn record(
         outcome,
         last_heartbeat: None,
     }
+}
+
+/// An attempt that failed with `error`: its error, its attempt outcome, and the activity's
+/// final event should the retry policy give up.
+fn failed(a: &ActivityTask, error: ActivityError) -> (ActivityError, AttemptOutcome, FinalEvent) {
+    let (seq, ty) = (a.seq, a.activity_type.clone());
+    (
+        error.clone(),
+        AttemptOutcome::Failed { error },
+        Box::new(move |n, error| EventKind::ActivityFailed {
+            seq,
+            failure: ActivityFailure::Failed { activity_type: ty, attempts: n, error },
+        }),
+    )
 }
 
 /// Re-arms the activity task for its next attempt at `at`, releasing this lease.
