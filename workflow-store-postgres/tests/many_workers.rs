@@ -260,3 +260,58 @@ async fn racing_starts_of_one_workflow_id_give_one_run_and_a_typed_error() {
     drop(b);
     a.destroy().await.unwrap();
 }
+
+struct AddOne;
+impl workflow_core::Activity for AddOne {
+    const NAME: &'static str = "add_one";
+    type Input = u64;
+    type Output = u64;
+    async fn run(&self, _: workflow_core::ActivityContext, n: u64) -> Result<u64, workflow_core::ActivityError> {
+        Ok(n + 1)
+    }
+}
+
+struct Twice;
+impl workflow_core::Workflow for Twice {
+    const NAME: &'static str = "twice";
+    type Input = u64;
+    type Output = u64;
+    async fn run(ctx: workflow_core::WorkflowContext, n: u64) -> Result<u64, workflow_core::WorkflowError> {
+        let n = ctx.activity::<AddOne>(n).await?;
+        Ok(ctx.activity::<AddOne>(n).await?)
+    }
+}
+
+/// A restarted process gives up its previous incarnation's leases as it starts; a run it
+/// starts at once (eager workflow start) keeps its brand-new lease, so its first workflow
+/// task runs once, without the queue. (That the start waits for the release is checked
+/// deterministically in `workflow-core/tests/eager.rs`; here, on a real PostgreSQL, three
+/// restarts of one identity.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_eager_start_right_after_a_restart_keeps_its_lease() {
+    let Some(server) = testing::server() else { return };
+    let store = server.store("eagerstart").await;
+    let counting = Arc::new(workflow_core::testing::CountingStore::new(Arc::new(store)));
+    for round in 0..3 {
+        // The same identity each round, as a restarted pod has.
+        let mut w =
+            workflow_core::Worker::new(counting.clone(), workflow_core::WorkerOptions::default().identity("pod-x"));
+        w.register_workflow::<Twice>().unwrap();
+        w.register_activity(AddOne).unwrap();
+        let running = w.start().unwrap();
+        let before = counting.calls();
+        let h = running
+            .client()
+            .start::<Twice>(&format!("eager-{round}"), round, workflow_core::StartOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(h.result().await.unwrap(), round + 2);
+        let after = counting.calls();
+        assert_eq!(after.eager_starts - before.eager_starts, 1, "the start was eager: {after:?}");
+        assert_eq!(
+            after.workflow_leases, before.workflow_leases,
+            "no workflow task went through the queue (a released eager lease would): {after:?}"
+        );
+        running.shutdown().await;
+    }
+}

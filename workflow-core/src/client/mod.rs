@@ -171,6 +171,10 @@ pub(crate) trait WorkerLink: Send + Sync {
     /// Runs a workflow task leased to this worker in the slot reserved for it.
     fn run_leased(self: Arc<Self>, task: crate::store::LeasedTask, slot: tokio::sync::OwnedSemaphorePermit);
 
+    /// Waits until the worker has given up the leases of its identity's previous process
+    /// (a lease taken before would be given up with them); `false` when it stopped first.
+    fn wait_reclaimed(&self) -> futures::future::BoxFuture<'_, bool>;
+
     /// Answers a query from a run's history with the workflow code it knows.
     fn answer(
         &self,
@@ -320,7 +324,10 @@ impl Client {
         // first workflow task leased to that worker in the creating write, and runs it at
         // once, without a round through the store's queue.
         let worker = self.worker.as_ref().and_then(std::sync::Weak::upgrade);
-        let slot = worker.as_ref().and_then(|w| w.reserve_workflow_slot(W::NAME));
+        let slot = match &worker {
+            Some(w) if w.wait_reclaimed().await => w.reserve_workflow_slot(W::NAME),
+            _ => None,
+        };
         let run = match &slot {
             Some((owner, _)) => run.lease_to(owner.clone(), now),
             None => run,

@@ -242,6 +242,7 @@ impl Worker {
             inflight: Mutex::new(JoinSet::new()),
             local_running: Mutex::default(),
             fatal: watch::channel(None).0,
+            reclaimed: watch::channel(false).0,
             holds: self.holds,
         });
         // Leases this identity's previous incarnation held (in a store where leases outlive
@@ -256,6 +257,7 @@ impl Worker {
                     }
                     Err(e) => warn!(error = %e, "releasing this identity's earlier leases failed; they expire instead"),
                 }
+                inner.reclaimed.send_replace(true);
             })
         };
         // A test clock must not skip while the worker starts: each loop holds it until it
@@ -304,6 +306,9 @@ pub(crate) struct Inner {
     pub(crate) shutdown: watch::Receiver<bool>,
     /// Running tasks; aborted when the worker is dropped (as a crash would end them).
     inflight: Mutex<JoinSet<()>>,
+    /// Set once the leases of this identity's previous process were given up: no eager
+    /// lease is taken before, or it would be given up with them.
+    reclaimed: watch::Sender<bool>,
     /// Set when the store failed for good: the worker stopped (see `RunningWorker::failed`).
     fatal: watch::Sender<Option<crate::error::StoreError>>,
     holds: Option<crate::testing::TestClock>,
@@ -330,7 +335,8 @@ impl Inner {
     /// (eager workflow start), unless this worker does not run the type, has no free slot or
     /// is shutting down.
     fn reserve_workflow_slot(&self, workflow_type: &str) -> Option<OwnedSemaphorePermit> {
-        if self.is_shutting_down() || !self.registry.workflows.contains_key(workflow_type) {
+        if self.is_shutting_down() || !*self.reclaimed.borrow() || !self.registry.workflows.contains_key(workflow_type)
+        {
             return None;
         }
         self.workflow_permits.clone().try_acquire_owned().ok()
@@ -654,7 +660,21 @@ impl crate::client::WorkerLink for Inner {
     }
 
     fn run_leased(self: Arc<Self>, task: LeasedTask, slot: OwnedSemaphorePermit) {
-        spawn_task(&self, task, slot);
+        // A worker stopped (or dropped, as a crash) since the slot was reserved runs nothing
+        // more: the lease expires and another worker takes the task as lost.
+        if !self.is_shutting_down() {
+            spawn_task(&self, task, slot);
+        }
+    }
+
+    fn wait_reclaimed(&self) -> futures::future::BoxFuture<'_, bool> {
+        Box::pin(async move {
+            let (mut done, mut stop) = (self.reclaimed.subscribe(), self.shutdown.clone());
+            tokio::select! {
+                r = done.wait_for(|d| *d) => r.is_ok(),
+                _ = stop.wait_for(|s| *s) => false,
+            }
+        })
     }
 
     fn answer(
